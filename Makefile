@@ -1,0 +1,48 @@
+# `make` lists the targets. `make demo` and `make test` are the two commands of the README.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+.DEFAULT_GOAL := help
+
+.PHONY: help install system-deps lint test test-unit test-rules bench demo dev clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/offload-pipeline: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/offload-pipeline ## Python virtualenv with the package and dev tools
+
+system-deps: ## Debian packages: prometheus (promtool), alertmanager (amtool), pushgateway
+	bash scripts/install-system-deps.sh
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install system-deps ## the whole test suite (real SQLite, Iceberg, Dagster, promtool, amtool)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## only the fast tests without a marker
+	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+test-rules: install system-deps ## promtool/amtool checks of docker/ configs
+	$(BIN)/python -m pytest tests/rules $(PYTEST_ARGS)
+
+bench: install ## throughput, memory and fixed-cost benchmark (prints figures)
+	$(BIN)/python benchmarks/offload_throughput.py
+
+demo: install system-deps ## seed the embedded hot tier, start the feed and the Dagster UI
+	$(BIN)/offload-pipeline demo
+
+dev: install ## dagster dev on the workspace (no feed)
+	DAGSTER_HOME=$(CURDIR)/dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+clean: ## remove demo data and local Dagster state (keeps dagster_home/dagster.yaml)
+	rm -rf data .offload
+	find dagster_home -mindepth 1 ! -name dagster.yaml ! -name README.md -exec rm -rf {} +

@@ -1,0 +1,350 @@
+"""``offload-pipeline``: the command line of the pipeline (contract §2).
+
+Verbs call the offload core; only ``run`` and ``demo`` touch Dagster, imported inside them so the
+other verbs start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from offload_pipeline import __version__
+from offload_pipeline.config import CONFIG_ENV, Config, TableSpec, load_config
+from offload_pipeline.core.reconcile import reconcile
+from offload_pipeline.core.sink import IcebergSink, read_state
+from offload_pipeline.core.sources import open_source
+from offload_pipeline.core.status import table_status
+from offload_pipeline.core.window import iso
+from offload_pipeline.errors import OffloadError
+
+log = logging.getLogger("offload_pipeline.cli")
+
+
+class _Context:
+    def __init__(self, config_file: str | None) -> None:
+        self.config_file = config_file
+
+    @property
+    def config(self) -> Config:
+        try:
+            return load_config(self.config_file)
+        except OffloadError as e:
+            raise click.ClickException(f"{e.error_type}: {e}") from e
+
+    def tables(self, names: tuple[str, ...]) -> list[TableSpec]:
+        config = self.config
+        try:
+            return [config.table(n) for n in names] if names else list(config.tables)
+        except OffloadError as e:
+            raise click.ClickException(str(e)) from e
+
+
+pass_ctx = click.make_pass_decorator(_Context)
+table_option = click.option(
+    "--table", "tables", multiple=True, metavar="NAME", help="Only this table (repeatable)."
+)
+
+
+@click.group()
+@click.version_option(__version__)
+@click.option(
+    "--config",
+    "config_file",
+    envvar=CONFIG_ENV,
+    metavar="PATH",
+    help=f"Table config (default: ${CONFIG_ENV}, else ./offload.yaml).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_file: str | None) -> None:
+    """Offload hot-tier bronze tables into Apache Iceberg, exactly once."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("offload_pipeline").setLevel(logging.INFO)
+    if config_file:
+        # Dagster code (definitions, run workers) finds the same file through the environment
+        os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
+    ctx.obj = _Context(config_file)
+
+
+@main.command()
+@click.option("--rows", type=click.IntRange(min=0), required=True, help="Trades per table.")
+@table_option
+@click.option(
+    "--late-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of rows with an event time behind the table's committed watermark.",
+)
+@click.option(
+    "--tie-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Share of rows sharing the previous row's timestamp.",
+)
+@click.option(
+    "--span-seconds",
+    type=click.FloatRange(min=1),
+    default=3600.0,
+    show_default=True,
+    help="Spread the rows' event times over this many seconds before now.",
+)
+@pass_ctx
+def seed(
+    obj: _Context,
+    rows: int,
+    tables: tuple[str, ...],
+    late_fraction: float,
+    tie_fraction: float,
+    span_seconds: float,
+) -> None:
+    """Write synthetic trades into the embedded (SQLite) hot tier."""
+    from offload_pipeline.feed import seed as seed_rows
+
+    config = obj.config
+    for spec in obj.tables(tables):
+        watermark = None
+        if late_fraction:
+            table = _sink(config).load(spec)
+            state = read_state(table) if table is not None else None
+            watermark = state.watermark.cursor.ts if state and state.watermark else None
+        seed_rows(
+            _sqlite_path(spec),
+            [spec.source_table],
+            rows,
+            span_seconds=span_seconds,
+            late_fraction=late_fraction,
+            tie_fraction=tie_fraction,
+            watermarks={spec.source_table: watermark},
+        )
+        click.echo(f"{spec.name}: wrote {rows} rows to {_sqlite_path(spec)}")
+
+
+@main.command()
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=20.0,
+    show_default=True,
+    help="Trades per second per table.",
+)
+@table_option
+@pass_ctx
+def generate(obj: _Context, rate: float, tables: tuple[str, ...]) -> None:
+    """Keep writing trades into the embedded hot tier (the demo feed) until interrupted."""
+    from offload_pipeline.feed import generate as generate_rows
+
+    specs = obj.tables(tables)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    by_path: dict[Path, list[str]] = {}
+    for spec in specs:
+        by_path.setdefault(_sqlite_path(spec), []).append(spec.source_table)
+    click.echo(f"writing {rate:g} trades/s into {len(specs)} table(s); Ctrl-C stops")
+    threads = [
+        threading.Thread(target=generate_rows, args=(path, names, rate, stop), daemon=True)
+        for path, names in by_path.items()
+    ]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(timeout=0.5)
+
+
+@main.command()
+@table_option
+@pass_ctx
+def run(obj: _Context, tables: tuple[str, ...]) -> None:
+    """Run one offload cycle now, in this process, recorded in the Dagster instance."""
+    _default_dagster_home(obj)
+    import dagster as dg
+
+    from offload_pipeline.definitions import build_definitions
+    from offload_pipeline.defs.runs import run_cycle
+
+    config = obj.config
+    names = [spec.name for spec in obj.tables(tables)]
+    with dg.DagsterInstance.get() as instance:
+        outcomes = run_cycle(build_definitions(config), config, instance, names)
+    for outcome in outcomes:
+        if outcome.success:
+            m = outcome.metadata
+            click.echo(
+                f"{outcome.table}: ok rows={m.get('rows')} "
+                f"window=({m.get('window_start')}, {m.get('window_end')}] "
+                f"watermark={m.get('watermark')} seconds={m.get('duration_seconds')}"
+            )
+        else:
+            click.echo(
+                f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
+                err=True,
+            )
+    if not all(o.success for o in outcomes):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object with a 'tables' list.")
+@table_option
+@pass_ctx
+def status(obj: _Context, as_json: bool, tables: tuple[str, ...]) -> None:
+    """Show each table's source, Iceberg target, watermark, lag and row count."""
+    config = obj.config
+    sink = _sink(config)
+    entries = [table_status(spec, sink, config) for spec in obj.tables(tables)]
+    if as_json:
+        click.echo(json.dumps({"tables": entries}, indent=2))
+        return
+    for e in entries:
+        lag = "n/a" if e["lag_seconds"] is None else f"{e['lag_seconds']:.0f}s"
+        click.echo(
+            f"{e['name']}: {e['source']['uri']} ({e['source']['table']}) -> "
+            f"{e['iceberg_identifier']}  watermark={e['watermark']}  source_max={e['source_max']}  "
+            f"lag={lag}  iceberg_rows={e['iceberg_rows']}  snapshot={e['snapshot_id']}"
+        )
+        for error in e["errors"]:
+            click.echo(f"  error_type={error['error_type']}: {error['message']}", err=True)
+
+
+@main.command()
+@table_option
+@pass_ctx
+def verify(obj: _Context, tables: tuple[str, ...]) -> None:
+    """Reconcile hot-tier rows up to the watermark with Iceberg: counts, missing, duplicates."""
+    config = obj.config
+    sink = _sink(config)
+    failed = False
+    for spec in obj.tables(tables):
+        try:
+            r = reconcile(spec, open_source(spec.source), sink)
+        except OffloadError as e:
+            click.echo(f"{spec.name}: ERROR error_type={e.error_type} {e}", err=True)
+            failed = True
+            continue
+        verdict = "ok" if r.ok else "MISMATCH"
+        click.echo(
+            f"{spec.name}: {verdict} watermark={iso(r.watermark.ts) if r.watermark else None} "
+            f"hot_rows={r.hot_rows} iceberg_rows={r.iceberg_rows} missing_keys={r.missing_keys} "
+            f"duplicate_rows={r.duplicate_rows} unexpected_keys={r.unexpected_keys}"
+        )
+        if r.missing_sample:
+            click.echo(f"  first missing keys: {list(r.missing_sample)}")
+        failed |= not r.ok
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--rate", type=float, default=20.0, show_default=True, help="Feed trades/s/table.")
+@click.option("--port", type=int, default=3000, show_default=True, help="Dagster UI port.")
+@click.option(
+    "--seed-rows",
+    type=int,
+    default=20_000,
+    show_default=True,
+    help="Rows per table written once when the hot tier is empty.",
+)
+@pass_ctx
+def demo(obj: _Context, rate: float, port: int, seed_rows: int) -> None:
+    """Seed the embedded hot tier, start the feed and the Dagster UI with schedule on."""
+    config = obj.config
+    home = _default_dagster_home(obj)
+    specs = list(config.tables)
+    empty = [s for s in specs if not _sqlite_path(s).exists()]
+    if empty:
+        from offload_pipeline.feed import seed as seed_rows_into
+
+        for spec in empty:
+            seed_rows_into(_sqlite_path(spec), [spec.source_table], seed_rows)
+        click.echo(f"seeded {seed_rows} rows into each of {len(empty)} table(s)")
+    exe = [sys.executable, "-m", "offload_pipeline.cli"]
+    env = {**os.environ, CONFIG_ENV: str(config.path), "DAGSTER_HOME": str(home)}
+    children = [
+        subprocess.Popen([*exe, "generate", "--rate", str(rate)], env=env),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-p",
+                str(port),
+                "-h",
+                "0.0.0.0",
+            ],
+            env=env,
+            cwd=_project_dir(config),
+        ),
+    ]
+    click.echo(f"Dagster UI:  http://127.0.0.1:{port}  (schedule bronze_offload_schedule is on)")
+    click.echo(f"hot tier:    {', '.join(sorted({str(_sqlite_path(s)) for s in specs}))}")
+    click.echo("Ctrl-C stops everything")
+    _wait(children)
+
+
+def _wait(children: list[subprocess.Popen[bytes]]) -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set() and all(c.poll() is None for c in children):
+        stop.wait(0.5)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 20
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _sink(config: Config) -> IcebergSink:
+    return IcebergSink(config.catalog)
+
+
+def _sqlite_path(spec: TableSpec) -> Path:
+    if spec.source.kind != "sqlite" or spec.source.path is None:
+        raise click.ClickException(f"table '{spec.name}': seeding needs a sqlite source")
+    return spec.source.path
+
+
+def _project_dir(config: Config) -> Path:
+    """The directory of the config file, where workspace.yaml and dagster_home/ live."""
+    return config.path.parent
+
+
+def _default_dagster_home(obj: _Context) -> Path:
+    """``DAGSTER_HOME``, defaulting to ``dagster_home/`` beside the config file."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(_project_dir(obj.config) / "dagster_home")
+        os.environ["DAGSTER_HOME"] = home
+    path = Path(home)
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / "dagster.yaml").exists():
+        template = Path(__file__).resolve().parent.parent / "dagster_home" / "dagster.yaml"
+        if template.exists():
+            shutil.copy(template, path / "dagster.yaml")
+    return path
+
+
+if __name__ == "__main__":
+    main()

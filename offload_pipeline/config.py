@@ -1,0 +1,419 @@
+"""The table config (``offload.yaml``) and environment, parsed into frozen specs.
+
+Everything a run needs is decided here, once, with errors that name the table and the field.
+Identifiers are validated so the SQL built from them later can quote them safely.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+
+from offload_pipeline.errors import ConfigInvalidError
+
+CONFIG_ENV = "OFFLOAD_CONFIG"
+PUSHGATEWAY_ENV = "OFFLOAD_PUSHGATEWAY_URL"
+DEFAULT_CONFIG = "offload.yaml"
+
+SourceKind = Literal["sqlite", "postgres", "clickhouse"]
+IMPLEMENTED_SOURCE_KINDS = ("sqlite",)
+CATALOG_TYPES = ("sql", "rest", "glue", "hive", "dynamodb", "in-memory", "bigquery")
+PARTITION_TRANSFORMS = ("identity", "year", "month", "day", "hour")
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_PARTITION = re.compile(r"^\s*(\w+)\s*\(\s*(\w+)\s*\)\s*$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_KEY = re.compile(r"password|secret|token|credential|private", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where a hot-tier table lives."""
+
+    name: str
+    kind: SourceKind
+    path: Path | None = None
+    """SQLite database file (sqlite only)."""
+
+
+@dataclass(frozen=True)
+class CatalogSpec:
+    """A pyiceberg catalog: ``load_catalog(name, **properties)`` opens it."""
+
+    name: str
+    properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The columns that order rows for incremental reads."""
+
+    event_time: str
+    tie_breaker: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One bronze table: its hot-tier source, its Iceberg target and how to read it."""
+
+    name: str
+    source: SourceSpec
+    source_table: str
+    cursor: Cursor
+    primary_key: tuple[str, ...]
+    namespace: str
+    iceberg_table: str
+    partition_transform: str
+    partition_column: str
+    settle_delay_seconds: float = 60.0
+    late_row_lookback_seconds: float = 3600.0
+
+    @property
+    def iceberg_identifier(self) -> str:
+        return f"{self.namespace}.{self.iceberg_table}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How runs execute: batch size, writer lock, timeout and retries."""
+
+    batch_rows: int = 500_000
+    lock_dir: Path = Path(".offload/locks")
+    lock_timeout_seconds: float = 300.0
+    max_runtime_seconds: int = 1800
+    max_retries: int = 3
+    retry_delay_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole parsed config."""
+
+    path: Path
+    catalog: CatalogSpec
+    tables: tuple[TableSpec, ...]
+    sources: Mapping[str, SourceSpec]
+    run: RunSpec = field(default_factory=RunSpec)
+    schedule_cron: str = "*/15 * * * *"
+    pushgateway_url: str = ""
+
+    def table(self, name: str) -> TableSpec:
+        for spec in self.tables:
+            if spec.name == name:
+                return spec
+        known = ", ".join(t.name for t in self.tables)
+        raise ConfigInvalidError(f"unknown table '{name}' (configured: {known})")
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to use: explicit argument, then ``OFFLOAD_CONFIG``, then ``offload.yaml``."""
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config file.
+
+    Raises:
+        ConfigInvalidError: the file is missing or malformed; the message names the field.
+    """
+    file = config_path(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except FileNotFoundError as e:
+        raise ConfigInvalidError(f"config file not found: {file}") from e
+    except yaml.YAMLError as e:
+        raise ConfigInvalidError(f"{file}: not valid YAML: {e}") from e
+    return parse_config(raw, file)
+
+
+def parse_config(raw: Any, file: Path) -> Config:
+    """Validate an already-parsed YAML document; relative paths resolve against ``file``."""
+    base = file.parent
+    top = _mapping(raw, "config")
+    _no_unknown(
+        top, {"sources", "catalog", "metrics", "schedule", "run", "defaults", "tables"}, "config"
+    )
+
+    sources = _parse_sources(top.get("sources"), base)
+    catalog = _parse_catalog(top.get("catalog"), base)
+    run = _parse_run(top.get("run", {}), base)
+    metrics = _mapping(top.get("metrics", {}), "metrics")
+    _no_unknown(metrics, {"pushgateway_url"}, "metrics")
+    schedule = _mapping(top.get("schedule", {}), "schedule")
+    _no_unknown(schedule, {"cron"}, "schedule")
+    defaults = _mapping(top.get("defaults", {}), "defaults")
+
+    raw_tables = top.get("tables")
+    if not isinstance(raw_tables, list) or not raw_tables:
+        raise ConfigInvalidError("tables: must be a non-empty list of tables")
+    tables: list[TableSpec] = []
+    seen: set[str] = set()
+    for i, raw_table in enumerate(raw_tables):
+        spec = _parse_table(raw_table, i, defaults, sources)
+        if spec.name in seen:
+            raise ConfigInvalidError(f"table '{spec.name}': name: duplicate table name")
+        seen.add(spec.name)
+        tables.append(spec)
+    identifiers = [t.iceberg_identifier for t in tables]
+    for spec in tables:
+        if identifiers.count(spec.iceberg_identifier) > 1:
+            raise ConfigInvalidError(
+                f"table '{spec.name}': iceberg: '{spec.iceberg_identifier}' is the target of "
+                "more than one table"
+            )
+
+    url = os.environ.get(PUSHGATEWAY_ENV, metrics.get("pushgateway_url", "")) or ""
+    return Config(
+        path=file,
+        catalog=catalog,
+        tables=tuple(tables),
+        sources=sources,
+        run=run,
+        schedule_cron=str(schedule.get("cron", "*/15 * * * *")),
+        pushgateway_url=str(url).rstrip("/"),
+    )
+
+
+def check_identifier(value: Any, where: str) -> str:
+    """Return ``value`` if it is a plain SQL identifier, else raise naming ``where``."""
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise ConfigInvalidError(
+            f"{where}: {value!r} is not a safe identifier (letters, digits, underscore; "
+            "not starting with a digit; at most 63 characters)"
+        )
+    return value
+
+
+def redact(properties: Mapping[str, str]) -> dict[str, str]:
+    """Catalog properties without secrets: secret-looking keys dropped, URL passwords masked."""
+    return {
+        key: _strip_url_password(value)
+        for key, value in properties.items()
+        if not _SECRET_KEY.search(key)
+    }
+
+
+def _strip_url_password(value: str) -> str:
+    return re.sub(r"(://[^/:@]+):[^/@]*@", r"\1@", value)
+
+
+def _parse_sources(raw: Any, base: Path) -> dict[str, SourceSpec]:
+    sources = _mapping(raw, "sources")
+    if not sources:
+        raise ConfigInvalidError("sources: at least one hot-tier source is required")
+    parsed = {}
+    for name, body in sources.items():
+        where = f"sources.{name}"
+        check_identifier(name, where)
+        body = _mapping(body, where)
+        _no_unknown(body, {"kind", "path"}, where)
+        kind = body.get("kind")
+        if kind not in get_args(SourceKind):
+            raise ConfigInvalidError(
+                f"{where}.kind: {kind!r} is not one of {', '.join(get_args(SourceKind))}"
+            )
+        if kind not in IMPLEMENTED_SOURCE_KINDS:
+            raise ConfigInvalidError(
+                f"{where}.kind: {kind!r} is not available in this release "
+                f"(available: {', '.join(IMPLEMENTED_SOURCE_KINDS)})"
+            )
+        path = body.get("path")
+        if not isinstance(path, str) or not path:
+            raise ConfigInvalidError(f"{where}.path: required for a sqlite source")
+        parsed[name] = SourceSpec(
+            name=name, kind=kind, path=(base / _expand(path, where)).resolve()
+        )
+    return parsed
+
+
+def _parse_catalog(raw: Any, base: Path) -> CatalogSpec:
+    body = _mapping(raw, "catalog")
+    _no_unknown(body, {"name", "properties"}, "catalog")
+    name = check_identifier(body.get("name", "offload"), "catalog.name")
+    props_raw = _mapping(body.get("properties"), "catalog.properties")
+    props = {}
+    for key, value in props_raw.items():
+        if not isinstance(value, str | int | float | bool):
+            raise ConfigInvalidError(f"catalog.properties.{key}: must be a scalar, got {value!r}")
+        props[str(key)] = _expand(str(value), f"catalog.properties.{key}")
+    ctype = props.get("type")
+    if ctype is None:
+        raise ConfigInvalidError(
+            f"catalog.properties.type: required (one of {', '.join(CATALOG_TYPES)})"
+        )
+    if ctype not in CATALOG_TYPES:
+        raise ConfigInvalidError(
+            f"catalog.properties.type: {ctype!r} is not one of {', '.join(CATALOG_TYPES)}"
+        )
+    if ctype in ("sql", "rest") and not props.get("uri"):
+        raise ConfigInvalidError(f"catalog.properties.uri: required for a {ctype} catalog")
+    if ctype == "sql" and not props.get("warehouse"):
+        raise ConfigInvalidError("catalog.properties.warehouse: required for a sql catalog")
+    uri = props.get("uri", "")
+    # a relative sqlite catalog path is relative to the config file, like every other path
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        props["uri"] = "sqlite:///" + str((base / uri[len("sqlite:///") :]).resolve())
+    warehouse = props.get("warehouse")
+    if warehouse and "://" not in warehouse:
+        props["warehouse"] = (base / warehouse).resolve().as_uri()
+    return CatalogSpec(name=name, properties=props)
+
+
+def _parse_run(raw: Any, base: Path) -> RunSpec:
+    body = _mapping(raw, "run")
+    allowed = {"batch_rows", "lock_dir", "lock_timeout_seconds", "max_runtime_seconds", "retry"}
+    _no_unknown(body, allowed, "run")
+    retry = _mapping(body.get("retry", {}), "run.retry")
+    _no_unknown(retry, {"max_retries", "delay_seconds"}, "run.retry")
+    defaults = RunSpec()
+    return RunSpec(
+        batch_rows=int(_number(body, "batch_rows", "run", defaults.batch_rows, minimum=1)),
+        lock_dir=(base / str(body.get("lock_dir", defaults.lock_dir))).resolve(),
+        lock_timeout_seconds=_number(
+            body, "lock_timeout_seconds", "run", defaults.lock_timeout_seconds, minimum=0
+        ),
+        max_runtime_seconds=int(
+            _number(body, "max_runtime_seconds", "run", defaults.max_runtime_seconds, minimum=1)
+        ),
+        max_retries=int(
+            _number(retry, "max_retries", "run.retry", defaults.max_retries, minimum=0)
+        ),
+        retry_delay_seconds=_number(
+            retry, "delay_seconds", "run.retry", defaults.retry_delay_seconds, minimum=0
+        ),
+    )
+
+
+_TABLE_KEYS = {
+    "name",
+    "source",
+    "source_table",
+    "cursor",
+    "primary_key",
+    "iceberg",
+    "namespace",
+    "partition",
+    "settle_delay_seconds",
+    "late_row_lookback_seconds",
+}
+
+
+def _parse_table(
+    raw: Any, index: int, defaults: Mapping[str, Any], sources: Mapping[str, SourceSpec]
+) -> TableSpec:
+    body = _mapping(raw, f"tables[{index}]")
+    name = body.get("name")
+    where = f"table '{name}'" if isinstance(name, str) else f"tables[{index}]"
+    check_identifier(name, f"{where}: name")
+    _no_unknown(defaults, _TABLE_KEYS - {"name", "source_table", "iceberg"}, "defaults")
+    _no_unknown(body, _TABLE_KEYS, where)
+    merged = {**defaults, **body}
+
+    source_name = merged.get("source")
+    if source_name is None and len(sources) == 1:
+        source_name = next(iter(sources))
+    if source_name not in sources:
+        raise ConfigInvalidError(
+            f"{where}: source: {source_name!r} is not a configured source "
+            f"(configured: {', '.join(sources)})"
+        )
+    source_table = check_identifier(merged.get("source_table", name), f"{where}: source_table")
+
+    cursor_raw = merged.get("cursor")
+    if cursor_raw is None:
+        raise ConfigInvalidError(f"{where}: cursor: required (event_time and tie_breaker columns)")
+    cursor_body = _mapping(cursor_raw, f"{where}: cursor")
+    _no_unknown(cursor_body, {"event_time", "tie_breaker"}, f"{where}: cursor")
+    for key in ("event_time", "tie_breaker"):
+        if key not in cursor_body:
+            raise ConfigInvalidError(f"{where}: cursor.{key}: required")
+    cursor = Cursor(
+        event_time=check_identifier(cursor_body["event_time"], f"{where}: cursor.event_time"),
+        tie_breaker=check_identifier(cursor_body["tie_breaker"], f"{where}: cursor.tie_breaker"),
+    )
+    if cursor.event_time == cursor.tie_breaker:
+        raise ConfigInvalidError(f"{where}: cursor: event_time and tie_breaker must differ")
+
+    pk_raw = merged.get("primary_key")
+    if not isinstance(pk_raw, list) or not pk_raw:
+        raise ConfigInvalidError(f"{where}: primary_key: required, a non-empty list of columns")
+    primary_key = tuple(check_identifier(c, f"{where}: primary_key") for c in pk_raw)
+    if len(set(primary_key)) != len(primary_key):
+        raise ConfigInvalidError(f"{where}: primary_key: repeats a column")
+
+    iceberg = merged.get("iceberg")
+    if iceberg is None:
+        namespace = merged.get("namespace", "cold")
+        iceberg = f"{namespace}.{name}"
+    if not isinstance(iceberg, str) or iceberg.count(".") != 1:
+        raise ConfigInvalidError(f"{where}: iceberg: {iceberg!r} must be 'namespace.table'")
+    namespace, iceberg_table = iceberg.split(".")
+    check_identifier(namespace, f"{where}: iceberg (namespace)")
+    check_identifier(iceberg_table, f"{where}: iceberg (table)")
+
+    partition = merged.get("partition", f"day({cursor.event_time})")
+    match = _PARTITION.match(partition) if isinstance(partition, str) else None
+    if not match or match.group(1) not in PARTITION_TRANSFORMS:
+        raise ConfigInvalidError(
+            f"{where}: partition: {partition!r} must be TRANSFORM(column) with TRANSFORM one of "
+            f"{', '.join(PARTITION_TRANSFORMS)}"
+        )
+    transform, partition_column = match.group(1), match.group(2)
+    check_identifier(partition_column, f"{where}: partition")
+
+    return TableSpec(
+        name=name,
+        source=sources[source_name],
+        source_table=source_table,
+        cursor=cursor,
+        primary_key=primary_key,
+        namespace=namespace,
+        iceberg_table=iceberg_table,
+        partition_transform=transform,
+        partition_column=partition_column,
+        settle_delay_seconds=_number(merged, "settle_delay_seconds", where, 60.0, minimum=0),
+        late_row_lookback_seconds=_number(
+            merged, "late_row_lookback_seconds", where, 3600.0, minimum=0
+        ),
+    )
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        raise ConfigInvalidError(f"{where}: required")
+    if not isinstance(value, dict):
+        raise ConfigInvalidError(f"{where}: must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _no_unknown(body: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ConfigInvalidError(
+            f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _number(body: Mapping[str, Any], key: str, where: str, default: float, minimum: float) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ConfigInvalidError(f"{where}: {key}: {value!r} must be a number >= {minimum:g}")
+    return float(value)
+
+
+def _expand(value: str, where: str) -> str:
+    """Replace ``${VAR}`` with the environment value so secrets never sit in the file."""
+
+    def sub(match: re.Match[str]) -> str:
+        var = match.group(1)
+        if var not in os.environ:
+            raise ConfigInvalidError(f"{where}: environment variable {var} is not set")
+        return os.environ[var]
+
+    return _ENV_REF.sub(sub, value)

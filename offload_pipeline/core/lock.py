@@ -1,0 +1,44 @@
+"""One writer per table on this host: an OS file lock that dies with its holder.
+
+Dagster's pools serialize runs it schedules, but a SIGKILLed in-process run keeps its pool slot;
+an ``flock`` is released by the kernel the moment its process dies, so it can never go stale.
+Writers on other hosts are still stopped by the Iceberg commit check.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from offload_pipeline.errors import CommitConflictError
+
+
+@contextmanager
+def table_lock(lock_dir: Path, table: str, timeout_s: float) -> Iterator[None]:
+    """Hold the writer lock of ``table``, waiting up to ``timeout_s`` for the current holder."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / f"{table}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = path.read_text().strip() or "unknown"
+                    raise CommitConflictError(
+                        f"table '{table}': another writer (pid {holder}) held the table lock "
+                        f"for more than {timeout_s:g} s"
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,267 @@
+"""Hot-tier sources: read a window of rows as Arrow record batches, in cursor order.
+
+A source hands out *snapshots*: one consistent read in which the bound (max event time), the
+late-row counts and the rows themselves are all taken, so a row visible at the bound can never be
+skipped. New backends (PostgreSQL, ClickHouse) implement the same two small protocols.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from offload_pipeline.config import SourceSpec, TableSpec
+from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.errors import (
+    OffloadError,
+    SchemaMismatchError,
+    SourceQueryError,
+    SourceUnavailableError,
+)
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+class SourceSnapshot(Protocol):
+    """One consistent read of one hot-tier table."""
+
+    def schema(self) -> pa.Schema:
+        """Arrow schema of the table (the types rows are delivered in)."""
+
+    def max_event_time(self) -> int | None:
+        """Largest event time (µs) in the table, None when empty."""
+
+    def count_between(self, lo_ts: int, hi: CursorValue) -> int:
+        """Rows with event time >= ``lo_ts`` and cursor <= ``hi``."""
+
+    def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Rows of ``window`` in cursor order, in batches of about ``batch_rows``."""
+
+    def keys(self, columns: tuple[str, ...], upto: CursorValue) -> pa.Table:
+        """``columns`` of every row with cursor <= ``upto`` (for reconciliation)."""
+
+
+class HotTier(Protocol):
+    """A hot-tier database holding bronze tables."""
+
+    def location(self) -> str:
+        """SQLAlchemy-style URL of the database, without password."""
+
+    def snapshot(self, spec: TableSpec) -> AbstractContextManager[SourceSnapshot]:
+        """Open one consistent read of ``spec``'s source table."""
+
+
+def open_source(source: SourceSpec) -> HotTier:
+    """The hot-tier implementation for a configured source."""
+    if source.kind == "sqlite":
+        assert source.path is not None
+        return SqliteHotTier(source.path)
+    raise SourceUnavailableError(f"source '{source.name}': kind {source.kind!r} is not available")
+
+
+def quote(identifier: str) -> str:
+    """Double-quote an identifier that config validation already restricted to [A-Za-z0-9_]."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+_DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_SQLITE_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(("TIMESTAMP", "TIMESTAMPTZ", "DATETIME"), TIMESTAMP),
+    **dict.fromkeys(("BIGINT", "INTEGER", "INT8", "INT64"), pa.int64()),
+    **dict.fromkeys(("INT", "INT4", "INT32", "MEDIUMINT", "SMALLINT", "TINYINT"), pa.int32()),
+    **dict.fromkeys(("REAL", "DOUBLE", "DOUBLE PRECISION", "FLOAT"), pa.float64()),
+    **dict.fromkeys(("TEXT", "STRING", "CLOB"), pa.string()),
+    **dict.fromkeys(("BOOLEAN", "BOOL"), pa.bool_()),
+}
+
+
+def sqlite_arrow_type(table: str, column: str, declared: str) -> pa.DataType:
+    """Map a SQLite declared column type onto Arrow.
+
+    SQLite stores no real timestamps or decimals, so the embedded hot tier fixes a convention:
+    ``TIMESTAMP`` columns hold integer microseconds since the epoch (UTC) and
+    ``DECIMAL(p, s)`` columns hold exact decimal text.
+    """
+    text = declared.strip().upper()
+    if match := _DECIMAL.match(text):
+        return pa.decimal128(int(match.group(1)), int(match.group(2)))
+    if text.startswith(("VARCHAR", "CHAR", "NVARCHAR")):
+        return pa.string()
+    if text in _SQLITE_TYPES:
+        return _SQLITE_TYPES[text]
+    raise SchemaMismatchError(
+        f"table '{table}': column '{column}': sqlite type {declared!r} has no Iceberg mapping "
+        "(use TIMESTAMP, DECIMAL(p,s), BIGINT, INT, REAL, TEXT or BOOLEAN)"
+    )
+
+
+class SqliteHotTier:
+    """The embedded hot tier: a SQLite database in WAL mode, read through ADBC.
+
+    ADBC streams Arrow batches straight from sqlite3_step, several times faster than building
+    Arrow arrays from Python tuples. WAL lets the demo feed keep writing while a run reads.
+    """
+
+    # rows per ADBC batch; the core regroups them into commit-sized chunks
+    adbc_batch_rows = 65_536
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def location(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    @contextmanager
+    def snapshot(self, spec: TableSpec) -> Iterator[SqliteSnapshot]:
+        import adbc_driver_sqlite.dbapi as adbc
+
+        if not self.path.exists():
+            raise SourceUnavailableError(
+                f"table '{spec.name}': hot tier {self.location()} does not exist"
+            )
+        try:
+            conn = adbc.connect(f"file:{self.path}?mode=ro")
+        except adbc.Error as e:
+            raise SourceUnavailableError(
+                f"table '{spec.name}': cannot open hot tier {self.location()}: {e}"
+            ) from e
+        try:
+            # the dbapi connection is not autocommit: every statement until rollback() runs in
+            # one read transaction, i.e. one WAL snapshot
+            yield SqliteSnapshot(conn, spec, self)
+        finally:
+            try:
+                conn.rollback()
+            finally:
+                conn.close()
+
+
+class SqliteSnapshot:
+    """A read transaction on one SQLite table."""
+
+    def __init__(self, conn: object, spec: TableSpec, tier: SqliteHotTier) -> None:
+        self._conn = conn
+        self._spec = spec
+        self._tier = tier
+        self._table = quote(spec.source_table)
+        self._ts = quote(spec.cursor.event_time)
+        self._seq = quote(spec.cursor.tie_breaker)
+        self._schema: pa.Schema | None = None
+
+    def schema(self) -> pa.Schema:
+        if self._schema is None:
+            rows = self._query(f"PRAGMA table_info({self._table})")
+            if not rows:
+                raise SourceQueryError(
+                    f"table '{self._spec.name}': source table '{self._spec.source_table}' "
+                    f"not found in {self._tier.location()}"
+                )
+            required = {self._spec.cursor.event_time, self._spec.cursor.tie_breaker}
+            required |= set(self._spec.primary_key)
+            fields = [
+                pa.field(
+                    name,
+                    sqlite_arrow_type(self._spec.name, name, declared),
+                    nullable=not (notnull or name in required),
+                )
+                for _cid, name, declared, notnull, _default, _pk in rows
+            ]
+            self._schema = pa.schema(fields)
+        return self._schema
+
+    def max_event_time(self) -> int | None:
+        return self._query(f"SELECT max({self._ts}) FROM {self._table}")[0][0]
+
+    def count_between(self, lo_ts: int, hi: CursorValue) -> int:
+        sql = (
+            f"SELECT count(*) FROM {self._table} "
+            f"WHERE {self._ts} >= ? AND ({self._ts}, {self._seq}) <= (?, ?)"
+        )
+        return int(self._query(sql, (lo_ts, hi.ts, hi.seq))[0][0])
+
+    def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        columns = ", ".join(_select_expression(f) for f in self.schema())
+        where = f"{self._ts} <= ?"
+        params: tuple[int, ...] = (window.hi_ts,)
+        if window.lo is not None:
+            # a row value comparison lets SQLite seek the (ts, seq) index to the watermark
+            where = f"({self._ts}, {self._seq}) > (?, ?) AND " + where
+            params = (window.lo.ts, window.lo.seq, *params)
+        sql = f"SELECT {columns} FROM {self._table} WHERE {where} ORDER BY {self._ts}, {self._seq}"
+        yield from self._stream(sql, params, batch_rows=batch_rows)
+
+    def keys(self, columns: tuple[str, ...], upto: CursorValue) -> pa.Table:
+        schema = pa.schema([self.schema().field(c) for c in columns])
+        select = ", ".join(_select_expression(f) for f in schema)
+        sql = f"SELECT {select} FROM {self._table} WHERE ({self._ts}, {self._seq}) <= (?, ?)"
+        batches = list(self._stream(sql, (upto.ts, upto.seq), schema))
+        return pa.Table.from_batches(batches, schema=schema)
+
+    def _stream(
+        self,
+        sql: str,
+        params: tuple[int, ...],
+        schema: pa.Schema | None = None,
+        batch_rows: int = SqliteHotTier.adbc_batch_rows,
+    ) -> Iterator[pa.RecordBatch]:
+        schema = schema or self.schema()
+        cursor = self._conn.cursor()  # type: ignore[attr-defined]
+        try:
+            cursor.adbc_statement.set_options(
+                **{"adbc.sqlite.query.batch_rows": str(min(batch_rows, self._tier.adbc_batch_rows))}
+            )
+            cursor.execute(sql, params)
+            reader = cursor.fetch_record_batch()
+            for batch in reader:
+                yield _conform(batch, schema, self._spec.name)
+        except OffloadError:
+            raise
+        except Exception as e:
+            raise SourceQueryError(f"table '{self._spec.name}': reading the hot tier: {e}") from e
+        finally:
+            cursor.close()
+
+    def _query(self, sql: str, params: tuple[int, ...] = ()) -> list[tuple]:
+        cursor = self._conn.cursor()  # type: ignore[attr-defined]
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        except Exception as e:
+            raise SourceQueryError(f"table '{self._spec.name}': {e}") from e
+        finally:
+            cursor.close()
+
+
+def _select_expression(field: pa.Field) -> str:
+    """The SELECT expression delivering ``field`` losslessly.
+
+    A ``DECIMAL(p, s)`` column has NUMERIC affinity, so SQLite keeps exact text only when it cannot
+    convert it; converted values are REAL, exact to 15 significant digits, and printed at scale s.
+    """
+    column = quote(field.name)
+    if pa.types.is_decimal(field.type):
+        return (
+            f"CASE typeof({column}) WHEN 'real' THEN printf('%.{field.type.scale}f', {column}) "
+            f"ELSE CAST({column} AS TEXT) END AS {column}"
+        )
+    return column
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
+    """Cast ADBC's value-inferred column types onto the declared schema."""
+    if batch.schema.equals(schema):
+        return batch
+    columns = []
+    for field, column in zip(schema, batch.columns, strict=True):
+        try:
+            columns.append(column if column.type == field.type else column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise SchemaMismatchError(
+                f"table '{table}': column '{field.name}': values do not fit {field.type}: {e}"
+            ) from e
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -1,0 +1,76 @@
+"""Window planning: which rows a run offloads. Pure functions, no I/O.
+
+A run offloads the half-open cursor range ``(watermark, (hi, +inf)]``: every row whose
+``(event_time, tie_breaker)`` is above the committed watermark and whose event time is at most
+``hi = min(source max event time, now - settle delay)``. Time is integer microseconds since the
+Unix epoch (UTC) throughout, the unit Iceberg stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+MICROS = 1_000_000
+
+
+class CursorValue(NamedTuple):
+    """A row's position in cursor order: event time (µs) then tie-breaker."""
+
+    ts: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The cursor of the last committed row, as stored in the Iceberg table."""
+
+    cursor: CursorValue
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows with ``lo < (ts, seq)`` and ``ts <= hi_ts``; ``lo`` None means from the beginning."""
+
+    lo: CursorValue | None
+    hi_ts: int
+
+    def contains(self, row: CursorValue) -> bool:
+        return (self.lo is None or row > self.lo) and row.ts <= self.hi_ts
+
+
+def plan_window(
+    watermark: Watermark | None, source_max_ts: int | None, now_us: int, settle_delay_s: float
+) -> Window | None:
+    """Plan the next window, or None when nothing can be due.
+
+    ``hi`` stops ``settle_delay_s`` short of now so rows still arriving for the newest
+    timestamps (ties, out-of-order inserts) are read together in a later run, not split.
+    """
+    if source_max_ts is None:
+        return None
+    hi_ts = min(source_max_ts, now_us - int(settle_delay_s * MICROS))
+    lo = watermark.cursor if watermark else None
+    if lo is not None and hi_ts < lo.ts:
+        return None
+    return Window(lo=lo, hi_ts=hi_ts)
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime (naive means UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
+
+
+def from_micros(us: int) -> datetime:
+    """The aware UTC datetime of microseconds since the epoch."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+def iso(us: int | None) -> str | None:
+    """ISO-8601 UTC text of microseconds since the epoch (None stays None)."""
+    return None if us is None else from_micros(us).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,25 @@
+"""The Dagster code location: every configured table as an asset, the job and its schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from offload_pipeline.config import Config, load_config
+from offload_pipeline.defs.assets import build_table_asset
+from offload_pipeline.defs.jobs import build_bronze_job
+from offload_pipeline.defs.resources import OffloadResource
+from offload_pipeline.defs.schedules import build_bronze_schedule
+
+
+def build_definitions(config: Config) -> dg.Definitions:
+    """Definitions for ``config``: one asset per table, one job, one schedule."""
+    job = build_bronze_job(config.run)
+    return dg.Definitions(
+        assets=[build_table_asset(spec, config.run) for spec in config.tables],
+        jobs=[job],
+        schedules=[build_bronze_schedule(job, config.schedule_cron)],
+        resources={"offload": OffloadResource(config_path=str(config.path))},
+    )
+
+
+defs = build_definitions(load_config())

@@ -1,0 +1,93 @@
+"""Typed failures of the offload: one class per contract ``error_type``.
+
+Every failure the pipeline can explain is an ``OffloadError`` carrying its ``error_type`` (the
+metric label) and whether retrying the attempt can help (Dagster's RetryPolicy only retries those).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+ErrorType = Literal[
+    "source_unavailable",
+    "source_query",
+    "schema_mismatch",
+    "catalog_unavailable",
+    "commit_conflict",
+    "write_failed",
+    "timeout",
+    "config_invalid",
+    "run_failure",
+    "unknown",
+]
+ERROR_TYPES: tuple[str, ...] = get_args(ErrorType)
+
+
+class OffloadError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+    error_type: ErrorType = "unknown"
+    retryable: bool = False
+
+
+class SourceUnavailableError(OffloadError):
+    """Raised when the hot tier cannot be reached or opened."""
+
+    error_type = "source_unavailable"
+    retryable = True
+
+
+class SourceQueryError(OffloadError):
+    """Raised when a query against the hot tier fails (missing table, bad SQL, bad value)."""
+
+    error_type = "source_query"
+
+
+class SchemaMismatchError(OffloadError):
+    """Raised when hot-tier columns cannot be mapped onto the Iceberg table's schema."""
+
+    error_type = "schema_mismatch"
+
+
+class CatalogUnavailableError(OffloadError):
+    """Raised when the Iceberg catalog cannot be reached or loaded."""
+
+    error_type = "catalog_unavailable"
+    retryable = True
+
+
+class CommitConflictError(OffloadError):
+    """Raised when another writer committed to the table between plan and commit."""
+
+    error_type = "commit_conflict"
+    # a retry re-plans from the newly committed watermark, so it can never duplicate rows
+    retryable = True
+
+
+class WriteFailedError(OffloadError):
+    """Raised when data or metadata files cannot be written to the warehouse."""
+
+    error_type = "write_failed"
+    retryable = True
+
+
+class OffloadTimeoutError(OffloadError):
+    """Raised when an attempt exceeds its time budget (e.g. waiting for the table's writer lock)."""
+
+    error_type = "timeout"
+    retryable = True
+
+
+class ConfigInvalidError(OffloadError):
+    """Raised when the table config is malformed or does not match the hot tier."""
+
+    error_type = "config_invalid"
+
+
+def classify(exc: BaseException) -> ErrorType:
+    """Map any exception to a contract error type (``unknown`` for the unexplained)."""
+    if isinstance(exc, OffloadError):
+        return exc.error_type
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "unknown"

@@ -1,0 +1,197 @@
+"""The embedded demo hot tier: SQLite bronze trade tables and a synthetic trade feed.
+
+The tables mirror the original deployment's bronze tables. Timestamps are integer microseconds
+since the epoch (UTC), the convention the SQLite source reads as Iceberg ``timestamptz``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from threading import Event
+
+from offload_pipeline.core.sources import quote
+from offload_pipeline.core.window import MICROS
+
+log = logging.getLogger(__name__)
+
+DEMO_TABLES = ("bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase")
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT")
+_BASE_PRICE = {"BTC": 67_000, "ETH": 3_400, "SOL": 150, "XRP": 0.6, "ADA": 0.45, "DOGE": 0.15}
+COLUMNS = (
+    "exchange_timestamp",
+    "sequence_number",
+    "symbol",
+    "price",
+    "quantity",
+    "quote_volume",
+    "event_time",
+    "kafka_offset",
+    "kafka_partition",
+    "ingestion_timestamp",
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A writer connection in WAL mode, so offload runs can read while the feed writes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def create_table(conn: sqlite3.Connection, table: str) -> None:
+    """Create a bronze trades table and its cursor index if missing."""
+    name = quote(table)
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {name} (
+            exchange_timestamp TIMESTAMP NOT NULL,
+            sequence_number BIGINT NOT NULL PRIMARY KEY,
+            symbol TEXT NOT NULL,
+            price DECIMAL(18,8) NOT NULL,
+            quantity DECIMAL(18,8) NOT NULL,
+            quote_volume DECIMAL(18,8) NOT NULL,
+            event_time TIMESTAMP NOT NULL,
+            kafka_offset BIGINT NOT NULL,
+            kafka_partition INT NOT NULL,
+            ingestion_timestamp TIMESTAMP NOT NULL
+        )"""
+    )
+    conn.execute(
+        f"CREATE INDEX IF NOT EXISTS {quote(table + '_cursor')} "
+        f"ON {name} (exchange_timestamp, sequence_number)"
+    )
+
+
+def seed(
+    path: Path,
+    tables: Iterable[str],
+    rows: int,
+    *,
+    span_seconds: float = 3600.0,
+    late_fraction: float = 0.0,
+    tie_fraction: float = 0.1,
+    watermarks: dict[str, int | None] | None = None,
+    now: float | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, int]:
+    """Write ``rows`` trades into each table, spread over the ``span_seconds`` before ``now``.
+
+    ``late_fraction`` of them get an event time behind the table's committed watermark (from
+    ``watermarks``; tables without one get ordinary rows), ``tie_fraction`` share the previous
+    row's timestamp. Returns rows written per table.
+    """
+    rng = rng or random.Random()
+    now_us = int((now if now is not None else time.time()) * MICROS)
+    written = {}
+    with connect(path) as conn:
+        for table in tables:
+            create_table(conn, table)
+            # continue after the newest row, so only the rows asked to be late are late
+            newest = conn.execute(f"SELECT max(exchange_timestamp) FROM {quote(table)}")
+            start_us = max(now_us - int(span_seconds * MICROS), (newest.fetchone()[0] or 0) + 1)
+            watermark = (watermarks or {}).get(table)
+            timestamps = _timestamps(rng, rows, start_us, max(now_us, start_us), tie_fraction)
+            if watermark is not None and late_fraction > 0:
+                timestamps = [
+                    watermark - rng.randint(1, 600 * MICROS) if rng.random() < late_fraction else ts
+                    for ts in timestamps
+                ]
+            _insert(conn, table, timestamps, rng, now_us)
+            written[table] = rows
+    return written
+
+
+def generate(
+    path: Path,
+    tables: Iterable[str],
+    rate: float,
+    stop: Event,
+    *,
+    tick_seconds: float = 0.5,
+    rng: random.Random | None = None,
+) -> int:
+    """Keep writing ``rate`` trades per second into each table until ``stop`` is set."""
+    rng = rng or random.Random()
+    tables = tuple(tables)
+    total = 0
+    carry = 0.0
+    with connect(path) as conn:
+        for table in tables:
+            create_table(conn, table)
+        conn.commit()
+        while not stop.is_set():
+            started = time.monotonic()
+            carry += rate * tick_seconds
+            count, carry = int(carry), carry - int(carry)
+            now_us = int(time.time() * MICROS)
+            for table in tables:
+                # exchanges deliver slightly out of order: event times up to 2 s behind arrival
+                stamps = sorted(now_us - rng.randint(0, 2 * MICROS) for _ in range(count))
+                _insert(conn, table, stamps, rng, now_us)
+            conn.commit()
+            total += count * len(tables)
+            stop.wait(max(0.0, tick_seconds - (time.monotonic() - started)))
+    return total
+
+
+def _timestamps(
+    rng: random.Random, rows: int, start_us: int, end_us: int, tie_fraction: float
+) -> list[int]:
+    step = max(1, (end_us - start_us) // max(rows, 1))
+    stamps = []
+    ts = start_us
+    for i in range(rows):
+        if i and rng.random() < tie_fraction:
+            stamps.append(stamps[-1])  # same microsecond as the previous trade
+            continue
+        ts += rng.randint(1, 2 * step - 1) if step > 1 else 1
+        stamps.append(min(ts, end_us))
+    return stamps
+
+
+def _insert(
+    conn: sqlite3.Connection, table: str, timestamps: list[int], rng: random.Random, now_us: int
+) -> None:
+    if not timestamps:
+        return
+    name = quote(table)
+    next_seq, next_offset = conn.execute(
+        f"SELECT coalesce(max(sequence_number), 0) + 1, coalesce(max(kafka_offset), 0) + 1 "
+        f"FROM {name}"
+    ).fetchone()
+    placeholders = ", ".join("?" * len(COLUMNS))
+    conn.executemany(
+        f"INSERT INTO {name} ({', '.join(COLUMNS)}) VALUES ({placeholders})",
+        _trades(timestamps, next_seq, next_offset, rng, now_us),
+    )
+
+
+def _trades(
+    timestamps: list[int], seq: int, offset: int, rng: random.Random, now_us: int
+) -> Iterator[tuple[object, ...]]:
+    for i, ts in enumerate(timestamps):
+        symbol = SYMBOLS[rng.randrange(len(SYMBOLS))]
+        base = _BASE_PRICE[symbol.removesuffix("USDT")]
+        # at most 15 significant digits: what SQLite keeps exactly in a DECIMAL (REAL) column
+        price = Decimal(str(round(base * (0.9 + rng.random() * 0.2), 8)))
+        quantity = Decimal(str(round(rng.random() * 10, 8)))
+        quote_volume = round(price * quantity, 8)
+        yield (
+            ts,
+            seq + i,
+            symbol,
+            str(price),
+            str(quantity),
+            str(quote_volume),
+            ts - rng.randint(0, 5_000),
+            offset + i,
+            (seq + i) % 6,
+            now_us,
+        )

@@ -1,0 +1,157 @@
+"""Shared fixtures: every test gets its own hot tier, catalog, warehouse and Dagster home."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from offload_pipeline.config import Config, TableSpec, load_config
+from offload_pipeline.core.offload import OffloadResult, offload_table
+from offload_pipeline.core.reconcile import Reconciliation, reconcile
+from offload_pipeline.core.sink import IcebergSink, TableState, read_state
+from offload_pipeline.core.sources import open_source
+from offload_pipeline.feed import DEMO_TABLES, seed
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).resolve().parent / "offload_worker.py"
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a developer's own config, Dagster home and pyiceberg settings out of tests."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("PYICEBERG_HOME", str(tmp_path))
+    monkeypatch.setenv("OFFLOAD_PUSHGATEWAY_URL", "")
+    monkeypatch.delenv("OFFLOAD_FAILPOINT", raising=False)
+    monkeypatch.delenv("OFFLOAD_CONFIG", raising=False)
+
+
+def write_config(directory: Path, **overrides: Any) -> Path:
+    """An offload.yaml for the three demo tables under ``directory`` (settle delay 0)."""
+    doc: dict[str, Any] = {
+        "sources": {"hot": {"kind": "sqlite", "path": "hot.db"}},
+        "catalog": {
+            "name": "test",
+            "properties": {"type": "sql", "uri": "sqlite:///catalog.db", "warehouse": "warehouse"},
+        },
+        "run": {"batch_rows": 10_000, "lock_dir": "locks", "retry": {"max_retries": 0}},
+        "defaults": {
+            "cursor": {"event_time": "exchange_timestamp", "tie_breaker": "sequence_number"},
+            "primary_key": ["sequence_number"],
+            "settle_delay_seconds": 0,
+        },
+        "tables": [{"name": name} for name in DEMO_TABLES],
+    }
+    for key, value in overrides.items():
+        doc[key] = value
+    path = directory / "offload.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@dataclass
+class Project:
+    """A throwaway deployment: config, hot tier, catalog; helpers to drive and inspect it."""
+
+    dir: Path
+    config_path: Path
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    @property
+    def hot_db(self) -> Path:
+        return self.dir / "hot.db"
+
+    def spec(self, table: str = DEMO_TABLES[0]) -> TableSpec:
+        return self.config.table(table)
+
+    def sink(self) -> IcebergSink:
+        return IcebergSink(self.config.catalog)
+
+    def seed(self, rows: int, table: str = DEMO_TABLES[0], **kwargs: Any) -> None:
+        kwargs.setdefault("span_seconds", 600)
+        seed(self.hot_db, [table], rows, **kwargs)
+
+    def offload(self, table: str = DEMO_TABLES[0], **kwargs: Any) -> OffloadResult:
+        spec = self.spec(table)
+        kwargs.setdefault("batch_rows", self.config.run.batch_rows)
+        return offload_table(spec, open_source(spec.source), self.sink(), **kwargs)
+
+    def state(self, table: str = DEMO_TABLES[0]) -> TableState:
+        iceberg = self.sink().load(self.spec(table))
+        assert iceberg is not None
+        return read_state(iceberg)
+
+    def reconcile(self, table: str = DEMO_TABLES[0]) -> Reconciliation:
+        spec = self.spec(table)
+        return reconcile(spec, open_source(spec.source), self.sink())
+
+    def hot_count(self, table: str = DEMO_TABLES[0]) -> int:
+        import sqlite3
+
+        with sqlite3.connect(self.hot_db) as conn:
+            return conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+
+    def iceberg_rows(self, table: str = DEMO_TABLES[0]) -> int:
+        iceberg = self.sink().load(self.spec(table))
+        return 0 if iceberg is None else iceberg.scan().to_arrow().num_rows
+
+    def worker(
+        self, table: str = DEMO_TABLES[0], failpoint: str | None = None, **kwargs: Any
+    ) -> subprocess.Popen[str]:
+        """Start a separate process running one core offload (optionally with a failpoint)."""
+        env = {k: v for k, v in os.environ.items() if k != "OFFLOAD_FAILPOINT"}
+        if failpoint:
+            env["OFFLOAD_FAILPOINT"] = failpoint
+        args = [sys.executable, str(WORKER), str(self.config_path), table, json.dumps(kwargs)]
+        return subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def cli(
+        self, *args: str, failpoint: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``offload-pipeline --config <this> ARGS`` in a subprocess."""
+        env = {k: v for k, v in os.environ.items() if k != "OFFLOAD_FAILPOINT"}
+        if failpoint:
+            env["OFFLOAD_FAILPOINT"] = failpoint
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "offload_pipeline.cli",
+                "--config",
+                str(self.config_path),
+                *args,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(dir=tmp_path, config_path=write_config(tmp_path))
+
+
+def worker_result(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, dict[str, Any]]:
+    """Wait for a worker; its exit code and the JSON it printed (empty if it was killed)."""
+    out, err = proc.communicate(timeout=timeout)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    return proc.returncode, (json.loads(lines[-1]) if lines else {"stderr": err[-2000:]})

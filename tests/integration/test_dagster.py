@@ -1,0 +1,151 @@
+"""The Dagster code location against a real (temporary) Dagster instance."""
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from offload_pipeline.config import load_config
+from offload_pipeline.definitions import build_definitions
+from offload_pipeline.defs.assets import pool_name
+from offload_pipeline.defs.jobs import BRONZE_JOB
+from offload_pipeline.defs.runs import run_cycle
+from offload_pipeline.defs.schedules import BRONZE_SCHEDULE
+from offload_pipeline.feed import DEMO_TABLES
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_repository_definitions_load_from_the_workspace_module(monkeypatch):
+    monkeypatch.setenv("OFFLOAD_CONFIG", str(ROOT / "offload.yaml"))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-w",
+            str(ROOT / "workspace.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_one_asset_per_table_with_group_kind_pool_and_retry(project):
+    defs = build_definitions(project.config)
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == set(DEMO_TABLES)
+    for name in DEMO_TABLES:
+        asset = defs.resolve_assets_def(name)
+        assert asset.group_names_by_key[dg.AssetKey(name)] == "bronze"
+        assert "iceberg" in asset.specs_by_key[dg.AssetKey(name)].kinds
+        assert asset.op.pool == pool_name(name)
+    job = defs.resolve_job_def(BRONZE_JOB)
+    assert job.tags["dagster/max_runtime"] == "1800"
+    schedule = defs.resolve_schedule_def(BRONZE_SCHEDULE)
+    assert schedule.cron_schedule == "*/15 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_schedule_tick_requests_a_run_of_the_bronze_job(project):
+    defs = build_definitions(project.config)
+    schedule = defs.resolve_schedule_def(BRONZE_SCHEDULE)
+    with dg.DagsterInstance.get() as instance:
+        context = dg.build_schedule_context(instance=instance)
+        result = schedule.evaluate_tick(context)
+    assert len(result.run_requests) == 1
+    assert schedule.job_name == BRONZE_JOB
+
+
+def test_materialize_all_tables_records_plottable_metadata(project):
+    for table in DEMO_TABLES:
+        project.seed(3_000, table=table)
+    config = project.config
+    with dg.DagsterInstance.get() as instance:
+        outcomes = run_cycle(build_definitions(config), config, instance, [])
+        assert [o.success for o in outcomes] == [True, True, True]
+        event = instance.get_latest_materialization_event(dg.AssetKey(DEMO_TABLES[0]))
+    metadata = event.asset_materialization.metadata
+    assert metadata["rows"].value == 3_000
+    for key in ("duration_seconds", "rows_per_second", "lag_seconds"):
+        assert isinstance(metadata[key], dg.FloatMetadataValue), key
+    for key in ("window_end", "watermark", "snapshot_id"):
+        assert metadata[key].value, key
+    assert project.state().watermark is not None
+    assert all(project.reconcile(t).ok for t in DEMO_TABLES)
+
+
+def test_config_errors_are_not_retried_but_transient_errors_are(project, tmp_path):
+    from tests.conftest import write_config
+
+    write_config(
+        tmp_path, run={"lock_dir": "locks", "retry": {"max_retries": 2, "delay_seconds": 0}}
+    )
+    config = load_config(project.config_path)
+    defs = build_definitions(config)
+    with dg.DagsterInstance.get() as instance:
+        # no hot tier at all: source_unavailable, retryable -> 1 + 2 attempts
+        (unavailable,) = run_cycle(defs, config, instance, [DEMO_TABLES[0]])
+        project.seed(10, table=DEMO_TABLES[1])
+        # hot tier present but the table missing: source_query, permanent -> 1 attempt
+        (missing,) = run_cycle(defs, config, instance, [DEMO_TABLES[0]])
+        runs = instance.get_runs(limit=2)
+        retries = [
+            len(instance.all_logs(r.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY))
+            for r in runs
+        ]
+    assert (unavailable.error_type, missing.error_type) == ("source_unavailable", "source_query")
+    assert "not found" in missing.message
+    assert retries == [0, 2]  # retries, newest run first
+
+
+def test_the_pool_serializes_two_runs_of_one_table(project):
+    """Two in-process runs of one table: the second's step starts only after the first's ends."""
+    project.seed(20_000)
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "offload_pipeline.cli",
+                "--config",
+                str(project.config_path),
+                "run",
+                "--table",
+                DEMO_TABLES[0],
+            ],
+            env={**os.environ, "OFFLOAD_FAILPOINT": "plan~2000"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-3000:]
+    with dg.DagsterInstance.get() as instance:
+        spans = []
+        for run in instance.get_runs():
+            logs = instance.all_logs(run.run_id)
+            start = next(
+                e.timestamp for e in logs if e.dagster_event_type == dg.DagsterEventType.STEP_START
+            )
+            end = next(
+                e.timestamp
+                for e in logs
+                if e.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS
+            )
+            spans.append((start, end))
+    (s1, e1), (s2, e2) = sorted(spans)
+    assert s2 >= e1, f"steps overlapped: {spans}"
+    check = project.reconcile()
+    assert check.ok and check.iceberg_rows == 20_000

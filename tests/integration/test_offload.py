@@ -1,0 +1,222 @@
+"""The offload core against a real SQLite hot tier and a real pyiceberg SqlCatalog."""
+
+import sqlite3
+import time
+
+import pyarrow as pa
+import pytest
+from pyiceberg.types import DecimalType, IntegerType, LongType, TimestamptzType
+
+from offload_pipeline.core.sink import TABLE_DEFAULTS
+from offload_pipeline.core.window import MICROS
+from offload_pipeline.errors import SchemaMismatchError, SourceQueryError, SourceUnavailableError
+from offload_pipeline.feed import create_table
+
+pytestmark = pytest.mark.integration
+TABLE = "bronze_trades_binance"
+
+
+def test_initial_load_creates_a_partitioned_table_with_the_explicit_schema(project):
+    project.seed(25_000)
+    result = project.offload()
+    assert result.rows == 25_000
+    assert result.commits == 3  # 10k-row chunks
+    assert project.reconcile().ok
+    iceberg = project.sink().load(project.spec())
+    types = {f.name: f.field_type for f in iceberg.schema().fields}
+    assert types["exchange_timestamp"] == TimestamptzType()
+    assert types["price"] == DecimalType(18, 8)
+    assert types["sequence_number"] == LongType()
+    assert types["kafka_partition"] == IntegerType()
+    assert iceberg.schema().find_field("sequence_number").required
+    assert str(iceberg.spec().fields[0].transform) == "day"
+    assert (
+        iceberg.properties["commit.retry.num-retries"] == TABLE_DEFAULTS["commit.retry.num-retries"]
+    )
+
+
+def test_decimals_and_timestamps_arrive_exactly(project):
+    project.seed(200)
+    project.offload()
+    with sqlite3.connect(project.hot_db) as conn:
+        hot = conn.execute(
+            f"SELECT sequence_number, exchange_timestamp, price, quote_volume FROM {TABLE}"
+        ).fetchall()
+    iceberg = project.sink().load(project.spec()).scan().to_arrow().to_pylist()
+    by_seq = {r["sequence_number"]: r for r in iceberg}
+    for seq, ts, price, quote_volume in hot:
+        row = by_seq[seq]
+        assert int(row["exchange_timestamp"].timestamp() * MICROS) // 10 == ts // 10
+        assert str(row["price"]) == f"{price:.8f}"
+        assert str(row["quote_volume"]) == f"{quote_volume:.8f}"
+
+
+def test_incremental_runs_append_only_new_rows(project):
+    project.seed(5_000)
+    first = project.offload()
+    project.seed(3_000)
+    second = project.offload()
+    assert (first.rows, second.rows) == (5_000, 3_000)
+    assert second.previous_watermark == first.watermark
+    assert second.watermark.cursor > first.watermark.cursor
+    assert project.iceberg_rows() == 8_000
+    assert project.reconcile().ok
+
+
+def test_rerun_with_nothing_new_writes_no_snapshot(project):
+    project.seed(2_000)
+    project.offload()
+    iceberg = project.sink().load(project.spec())
+    snapshots = len(iceberg.snapshots())
+    again = project.offload()
+    assert again.rows == 0 and again.commits == 0
+    assert len(project.sink().load(project.spec()).snapshots()) == snapshots
+    assert again.watermark == again.previous_watermark
+
+
+def test_equal_timestamps_across_chunk_boundaries_are_not_split_or_lost(project):
+    # 90 % of rows share the previous row's microsecond: long runs of equal timestamps
+    project.seed(30_000, tie_fraction=0.9)
+    result = project.offload(batch_rows=997)
+    assert result.commits > 20
+    assert project.reconcile().ok
+    assert project.iceberg_rows() == 30_000
+
+
+def test_duplicate_cursor_values_are_never_split_across_commits(project):
+    project.seed(100)
+    with sqlite3.connect(project.hot_db) as conn:
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone()[0]
+        # the same table without its key, so the tie-breaker can repeat
+        conn.execute(ddl.replace(f'"{TABLE}"', "t2").replace("PRIMARY KEY", ""))
+        conn.execute(f"INSERT INTO t2 SELECT * FROM {TABLE}")
+        conn.execute(f"DROP TABLE {TABLE}")
+        conn.execute(f"ALTER TABLE t2 RENAME TO {TABLE}")
+        conn.execute(
+            f"UPDATE {TABLE} SET exchange_timestamp = 1, sequence_number = 7 WHERE rowid <= 50"
+        )
+    result = project.offload(batch_rows=10)
+    assert result.rows == 100
+    assert project.iceberg_rows() == 100
+    # no commit boundary falls inside the group of 50 equal cursors
+    sizes = [
+        int(s.summary.additional_properties["offload.rows"])
+        for s in project.sink().load(project.spec()).snapshots()
+    ]
+    assert sizes[0] >= 50
+
+
+def test_settle_delay_holds_back_the_newest_rows(project):
+    spec = project.spec()
+    project.seed(1_000, span_seconds=600)
+    now = time.time()
+    result = project.offload(clock=lambda: now)
+    assert result.rows == 1_000
+    # rows younger than the settle delay wait for a later run
+    project.seed(100, span_seconds=1)
+    from dataclasses import replace
+
+    from offload_pipeline.core.offload import offload_table
+    from offload_pipeline.core.sources import open_source
+
+    held = offload_table(
+        replace(spec, settle_delay_seconds=60), open_source(spec.source), project.sink()
+    )
+    assert held.rows == 0
+    later = offload_table(
+        replace(spec, settle_delay_seconds=60),
+        open_source(spec.source),
+        project.sink(),
+        clock=lambda: time.time() + 120,
+    )
+    assert later.rows == 100
+
+
+def test_late_rows_are_counted_once_and_reported(project):
+    project.seed(2_000)
+    first = project.offload()
+    wm = first.watermark.cursor.ts
+    project.seed(1_000, late_fraction=0.3, watermarks={TABLE: wm})
+    second = project.offload()
+    late_expected = project.hot_count() - 2_000 - second.rows
+    assert late_expected > 200
+    assert second.late_rows == late_expected
+    assert project.state().late_rows_total == late_expected
+    project.seed(10)
+    third = project.offload()
+    assert third.late_rows == 0  # already counted
+    # the late rows are behind the watermark: reconciliation sees them as missing until a backfill
+    assert project.reconcile().missing_keys == late_expected
+
+
+def test_huge_backlog_is_committed_in_bounded_chunks(project):
+    project.seed(60_000)
+    result = project.offload(batch_rows=8_000)
+    assert result.commits == 8
+    iceberg = project.sink().load(project.spec())
+    # every commit carries its own watermark, and they advance
+    marks = [int(s.summary.additional_properties["offload.rows"]) for s in iceberg.snapshots()]
+    assert sum(marks) == 60_000 and max(marks) <= 8_000
+    assert project.state().rows_total == 60_000
+
+
+def test_missing_source_table_is_a_source_query_error(project):
+    project.seed(10, table="bronze_trades_kraken")
+    with pytest.raises(SourceQueryError, match="source table 'bronze_trades_binance' not found"):
+        project.offload()
+
+
+def test_missing_hot_tier_is_source_unavailable(project):
+    with pytest.raises(SourceUnavailableError, match="does not exist"):
+        project.offload()
+
+
+def test_unmappable_column_type_fails_naming_the_column(project):
+    with sqlite3.connect(project.hot_db) as conn:
+        create_table(conn, TABLE)
+        conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN payload BLOB")
+    with pytest.raises(SchemaMismatchError, match="column 'payload'"):
+        project.offload()
+
+
+def test_cursor_column_missing_from_source_fails_naming_it(project, tmp_path):
+    from tests.conftest import write_config
+
+    write_config(
+        tmp_path,
+        defaults={
+            "cursor": {"event_time": "ts", "tie_breaker": "sequence_number"},
+            "primary_key": ["sequence_number"],
+            "partition": "day(ts)",
+        },
+    )
+    project.seed(10)
+    with pytest.raises(SchemaMismatchError, match="column 'ts' named in the config is not in"):
+        project.offload()
+
+
+def test_type_change_in_hot_tier_fails_without_writing(project):
+    project.seed(100)
+    project.offload()
+    snapshots = len(project.sink().load(project.spec()).snapshots())
+    with sqlite3.connect(project.hot_db) as conn:
+        conn.execute(f"ALTER TABLE {TABLE} RENAME COLUMN symbol TO symbol_old")
+        conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN symbol BIGINT")
+    with pytest.raises(SchemaMismatchError):
+        project.offload()
+    assert len(project.sink().load(project.spec()).snapshots()) == snapshots
+
+
+def test_reader_is_a_consistent_snapshot_while_the_feed_writes(project):
+    """Rows inserted after the bound was read are not visible to that run: never half a window."""
+    project.seed(1_000)
+    spec = project.spec()
+    from offload_pipeline.core.sources import open_source
+    from offload_pipeline.core.window import Window
+
+    with open_source(spec.source).snapshot(spec) as snap:
+        bound = snap.max_event_time()
+        project.seed(500)  # committed by another connection mid-read
+        rows = pa.Table.from_batches(list(snap.read(Window(None, 2**62), 100)))
+    assert rows.num_rows == 1_000
+    assert max(rows.column("exchange_timestamp").cast(pa.int64()).to_pylist()) == bound

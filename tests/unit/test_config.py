@@ -1,0 +1,141 @@
+"""Config validation: every malformed config fails at load with one line naming table and field."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from offload_pipeline.config import load_config, redact
+from offload_pipeline.errors import ConfigInvalidError
+from tests.conftest import write_config
+
+
+def _with(tmp_path: Path, mutate) -> Path:
+    path = write_config(tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    mutate(doc)
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _table(doc, i=0):
+    return doc["tables"][i]
+
+
+BAD = {
+    "unknown table key": (
+        lambda d: _table(d).update(cursr={}),
+        "table 'bronze_trades_binance': unknown key 'cursr'",
+    ),
+    "unknown top-level key": (lambda d: d.update(tabels=[]), "config: unknown key 'tabels'"),
+    "duplicate table": (
+        lambda d: d["tables"].append({"name": "bronze_trades_binance"}),
+        "table 'bronze_trades_binance': name: duplicate table name",
+    ),
+    "unsafe table name": (
+        lambda d: _table(d).update(name='x"; DROP TABLE t; --'),
+        "is not a safe identifier",
+    ),
+    "unsafe cursor column": (
+        lambda d: _table(d).update(cursor={"event_time": "ts desc", "tie_breaker": "seq"}),
+        "table 'bronze_trades_binance': cursor.event_time: 'ts desc' is not a safe identifier",
+    ),
+    "missing tie breaker": (
+        lambda d: _table(d).update(cursor={"event_time": "exchange_timestamp"}),
+        "table 'bronze_trades_binance': cursor.tie_breaker: required",
+    ),
+    "empty primary key": (
+        lambda d: _table(d).update(primary_key=[]),
+        "table 'bronze_trades_binance': primary_key: required",
+    ),
+    "bad partition": (
+        lambda d: _table(d).update(partition="week(exchange_timestamp)"),
+        "table 'bronze_trades_binance': partition: 'week(exchange_timestamp)'",
+    ),
+    "bad iceberg identifier": (
+        lambda d: _table(d).update(iceberg="a.b.c"),
+        "table 'bronze_trades_binance': iceberg: 'a.b.c' must be 'namespace.table'",
+    ),
+    "unknown source": (
+        lambda d: _table(d).update(source="warm"),
+        "table 'bronze_trades_binance': source: 'warm' is not a configured source",
+    ),
+    "bad catalog type": (
+        lambda d: d["catalog"]["properties"].update(type="oracle"),
+        "catalog.properties.type: 'oracle' is not one of",
+    ),
+    "sql catalog without uri": (
+        lambda d: d["catalog"]["properties"].pop("uri"),
+        "catalog.properties.uri: required for a sql catalog",
+    ),
+    "unknown source kind": (
+        lambda d: d["sources"]["hot"].update(kind="mysql"),
+        "sources.hot.kind: 'mysql' is not one of",
+    ),
+    "negative settle delay": (
+        lambda d: _table(d).update(settle_delay_seconds=-5),
+        "table 'bronze_trades_binance': settle_delay_seconds: -5 must be a number >= 0",
+    ),
+    "two tables one target": (
+        lambda d: _table(d, 1).update(iceberg="cold.bronze_trades_binance"),
+        "iceberg: 'cold.bronze_trades_binance' is the target of more than one table",
+    ),
+    "missing env secret": (
+        lambda d: d["catalog"]["properties"].update(password="${OFFLOAD_TEST_UNSET_SECRET}"),
+        "catalog.properties.password: environment variable OFFLOAD_TEST_UNSET_SECRET is not set",
+    ),
+    "no tables": (lambda d: d.update(tables=[]), "tables: must be a non-empty list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_malformed_config_gives_one_clear_line(tmp_path, case):
+    mutate, expected = BAD[case]
+    with pytest.raises(ConfigInvalidError) as err:
+        load_config(_with(tmp_path, mutate))
+    message = str(err.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_not_yaml(tmp_path):
+    path = tmp_path / "offload.yaml"
+    path.write_text("tables: [unclosed")
+    with pytest.raises(ConfigInvalidError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigInvalidError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_defaults_and_relative_paths_resolve(tmp_path):
+    config = load_config(write_config(tmp_path))
+    spec = config.table("bronze_trades_kraken")
+    assert spec.iceberg_identifier == "cold.bronze_trades_kraken"
+    assert (spec.partition_transform, spec.partition_column) == ("day", "exchange_timestamp")
+    assert spec.source.path == tmp_path / "hot.db"
+    assert config.catalog.properties["uri"] == f"sqlite:///{tmp_path}/catalog.db"
+    assert config.catalog.properties["warehouse"] == (tmp_path / "warehouse").as_uri()
+
+
+def test_secrets_come_from_the_environment_and_are_redacted(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATALOG_PW", "s3cr3t")
+
+    def mutate(d):
+        d["catalog"]["properties"]["uri"] = "postgresql+psycopg2://offload:${CATALOG_PW}@db/ice"
+        d["catalog"]["properties"]["s3.secret-access-key"] = "${CATALOG_PW}"
+
+    config = load_config(_with(tmp_path, mutate))
+    assert config.catalog.properties["s3.secret-access-key"] == "s3cr3t"
+    shown = redact(config.catalog.properties)
+    assert "s3cr3t" not in str(shown)
+    assert shown["uri"] == "postgresql+psycopg2://offload@db/ice"
+
+
+def test_pushgateway_env_overrides_config(tmp_path, monkeypatch):
+    path = _with(tmp_path, lambda d: d.update(metrics={"pushgateway_url": "http://a:9091/"}))
+    assert load_config(path).pushgateway_url == ""  # the isolation fixture sets it empty
+    monkeypatch.delenv("OFFLOAD_PUSHGATEWAY_URL")
+    assert load_config(path).pushgateway_url == "http://a:9091"

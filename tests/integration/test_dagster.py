@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import dagster as dg
 import pytest
@@ -108,10 +109,17 @@ def test_config_errors_are_not_retried_but_transient_errors_are(project, tmp_pat
 
 
 def test_the_pool_serializes_two_runs_of_one_table(project):
-    """Two in-process runs of one table: the second's step starts only after the first's ends."""
+    """A second in-process run of a table waits for the first's pool slot: its step starts only
+    after the first's ends (the file lock alone would let it start and wait inside the step).
+
+    The second run starts once the first holds the slot: Dagster's SQLite storage cannot lock
+    rows, so two claims in the same millisecond can both succeed there (PostgreSQL storage locks);
+    the table's file lock and the Iceberg commit check still keep such a pair exactly once.
+    """
     project.seed(20_000)
-    procs = [
-        subprocess.Popen(
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -122,30 +130,34 @@ def test_the_pool_serializes_two_runs_of_one_table(project):
                 "--table",
                 DEMO_TABLES[0],
             ],
-            env={**os.environ, "OFFLOAD_FAILPOINT": "plan~2000"},
+            env={**os.environ, "OFFLOAD_FAILPOINT": "plan~3000"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
-    ]
-    for proc in procs:
+
+    first = start()
+    with dg.DagsterInstance.get() as instance:
+        deadline = time.monotonic() + 60
+        while not any(
+            instance.all_logs(r.run_id, of_type=dg.DagsterEventType.STEP_START)
+            for r in instance.get_runs()
+        ):
+            assert time.monotonic() < deadline, "the first run never started its step"
+            time.sleep(0.1)
+    second = start()
+    for proc in (first, second):
         _, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err[-3000:]
     with dg.DagsterInstance.get() as instance:
         spans = []
         for run in instance.get_runs():
             logs = instance.all_logs(run.run_id)
-            start = next(
-                e.timestamp for e in logs if e.dagster_event_type == dg.DagsterEventType.STEP_START
-            )
-            end = next(
-                e.timestamp
-                for e in logs
-                if e.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS
-            )
-            spans.append((start, end))
-    (s1, e1), (s2, e2) = sorted(spans)
-    assert s2 >= e1, f"steps overlapped: {spans}"
+            kinds = [(e.dagster_event_type, e.timestamp) for e in logs]
+            begin = next(t for k, t in kinds if k == dg.DagsterEventType.STEP_START)
+            end = next(t for k, t in kinds if k == dg.DagsterEventType.STEP_SUCCESS)
+            spans.append((begin, end))
+    (_, first_end), (second_start, _) = sorted(spans)
+    assert second_start >= first_end, f"steps overlapped: {spans}"
     check = project.reconcile()
     assert check.ok and check.iceberg_rows == 20_000

@@ -1,0 +1,216 @@
+"""Offload throughput, memory and fixed cost, measured on one data set in one run.
+
+(a) raw read of the window into Arrow, (b) raw pyiceberg append of that Arrow data,
+(c) the offload core end to end (plan + read + write + commit); rows/s of each and the ratio
+c / serial(a+b), median of --repeat runs. Then the peak RSS of offloading a --rss-rows backlog in a
+fresh process, and the fixed cost of `offload-pipeline run` with nothing to offload.
+
+    python benchmarks/offload_throughput.py [--rows 2000000] [--rss-rows 10000000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import yaml
+
+from offload_pipeline.config import load_config
+from offload_pipeline.core.offload import offload_table
+from offload_pipeline.core.sink import TABLE_DEFAULTS, IcebergSink, iceberg_schema
+from offload_pipeline.core.sources import open_source
+from offload_pipeline.core.window import MICROS, Window
+from offload_pipeline.feed import connect, create_table
+
+TABLE = "bronze_trades_binance"
+
+
+def bulk_load(db: Path, rows: int) -> None:
+    """N trades generated inside SQLite (a Python loop would dominate the benchmark's setup)."""
+    with connect(db) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        create_table(conn, TABLE)
+        start = int((time.time() - 2 * 86_400) * MICROS)  # two days: two or three partitions
+        step = 2 * 86_400 * MICROS // rows
+        conn.execute(
+            f"""
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+            INSERT INTO {TABLE}
+            SELECT ? + i * ?, i,
+                   CASE i % 4 WHEN 0 THEN 'BTCUSDT' WHEN 1 THEN 'ETHUSDT' WHEN 2 THEN 'SOLUSDT'
+                        ELSE 'XRPUSDT' END,
+                   printf('%.8f', 1000 + (abs(random()) % 100000000) / 1e4),
+                   printf('%.8f', (abs(random()) % 1000000000) / 1e8),
+                   printf('%.8f', (abs(random()) % 100000000000) / 1e4),
+                   ? + i * ? - 1000, i, i % 6, ? + i * ?
+            FROM n""",
+            (rows, start, step, start, step, start, step),
+        )
+
+
+def write_config(directory: Path, batch_rows: int) -> Path:
+    path = directory / "offload.yaml"
+    doc = {
+        "sources": {"hot": {"kind": "sqlite", "path": "hot.db"}},
+        "catalog": {
+            "name": "bench",
+            "properties": {"type": "sql", "uri": "sqlite:///catalog.db", "warehouse": "warehouse"},
+        },
+        "run": {"batch_rows": batch_rows, "lock_dir": "locks", "retry": {"max_retries": 0}},
+        "defaults": {
+            "cursor": {"event_time": "exchange_timestamp", "tie_breaker": "sequence_number"},
+            "primary_key": ["sequence_number"],
+            "settle_delay_seconds": 0,
+        },
+        "tables": [{"name": TABLE}],
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def fresh_target(config_path: Path, namespace: str):
+    """The table spec pointed at a new, empty Iceberg table."""
+    from dataclasses import replace
+
+    spec = replace(load_config(config_path).table(TABLE), namespace=namespace)
+    return spec
+
+
+def measure_read(config_path: Path, batch_rows: int) -> tuple[float, pa.Table]:
+    spec = load_config(config_path).table(TABLE)
+    started = time.perf_counter()
+    with open_source(spec.source).snapshot(spec) as snap:
+        batches = list(snap.read(Window(None, 2**62), batch_rows))
+    return time.perf_counter() - started, pa.Table.from_batches(batches)
+
+
+def measure_append(config_path: Path, data: pa.Table, batch_rows: int, namespace: str) -> float:
+    spec = fresh_target(config_path, namespace)
+    sink = IcebergSink(load_config(config_path).catalog)
+    sink.catalog.create_namespace_if_not_exists(namespace)
+    table = sink._create(spec, data.schema)  # noqa: SLF001 - same table layout as the core
+    target = pa.schema(
+        [f.with_nullable(not table.schema().find_field(f.name).required) for f in data.schema]
+    )
+    started = time.perf_counter()
+    for offset in range(0, data.num_rows, batch_rows):
+        table.append(data.slice(offset, batch_rows).cast(target))
+    return time.perf_counter() - started
+
+
+def measure_core(config_path: Path, batch_rows: int, namespace: str) -> float:
+    spec = fresh_target(config_path, namespace)
+    sink = IcebergSink(load_config(config_path).catalog)
+    started = time.perf_counter()
+    result = offload_table(spec, open_source(spec.source), sink, batch_rows=batch_rows)
+    elapsed = time.perf_counter() - started
+    assert result.rows > 0
+    return elapsed
+
+
+def peak_rss_child(config_path: Path, batch_rows: int) -> None:
+    """Entry point of the RSS subprocess: offload everything, print rows and peak RSS (MB)."""
+    spec = fresh_target(config_path, "rss")
+    sink = IcebergSink(load_config(config_path).catalog)
+    result = offload_table(spec, open_source(spec.source), sink, batch_rows=batch_rows)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": result.rows, "seconds": result.duration_seconds, "peak_mb": peak_mb}))
+
+
+def fixed_cost(config_path: Path, directory: Path, repeat: int) -> float:
+    env_home = directory / "dagster_home"
+    env_home.mkdir(exist_ok=True)
+    root = Path(__file__).resolve().parents[1]
+    (env_home / "dagster.yaml").write_text((root / "dagster_home" / "dagster.yaml").read_text())
+    import os
+
+    env = {**os.environ, "DAGSTER_HOME": str(env_home), "OFFLOAD_PUSHGATEWAY_URL": ""}
+    cmd = [sys.executable, "-m", "offload_pipeline.cli", "--config", str(config_path), "run"]
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # brings the table up to date
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--rss-rows", type=int, default=10_000_000)
+    parser.add_argument("--batch-rows", type=int, default=500_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        peak_rss_child(args.rss_child, args.batch_rows)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="offload-bench-") as tmp:
+        directory = Path(tmp)
+        config_path = write_config(directory, args.batch_rows)
+        started = time.perf_counter()
+        bulk_load(directory / "hot.db", args.rows)
+        print(f"hot tier: {args.rows:,} rows generated in {time.perf_counter() - started:.1f} s")
+
+        reads, appends, cores = [], [], []
+        for i in range(args.repeat):
+            read_s, data = measure_read(config_path, args.batch_rows)
+            append_s = measure_append(config_path, data, args.batch_rows, f"raw{i}")
+            del data
+            core_s = measure_core(config_path, args.batch_rows, f"core{i}")
+            reads.append(read_s)
+            appends.append(append_s)
+            cores.append(core_s)
+            print(
+                f"  rep {i + 1}: read {read_s:.2f} s, append {append_s:.2f} s, core {core_s:.2f} s"
+            )
+        n = args.rows
+        read_s, append_s, core_s = (statistics.median(x) for x in (reads, appends, cores))
+        serial = read_s + append_s
+        print(f"(a) raw read into Arrow      {n / read_s:>12,.0f} rows/s  ({read_s:.2f} s)")
+        print(f"(b) raw pyiceberg append     {n / append_s:>12,.0f} rows/s  ({append_s:.2f} s)")
+        print(f"    serial (a+b)             {n / serial:>12,.0f} rows/s  ({serial:.2f} s)")
+        print(f"(c) offload core end to end  {n / core_s:>12,.0f} rows/s  ({core_s:.2f} s)")
+        print(f"    ratio c / serial(a+b)    {serial / core_s:>12.2f}x  (target >= 1.2)")
+
+        if args.rss_rows:
+            bulk_load(directory / "hot.db", args.rss_rows)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--rss-child",
+                    str(config_path),
+                    "--batch-rows",
+                    str(args.batch_rows),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            rss = json.loads(out.stdout.strip().splitlines()[-1])
+            print(
+                f"peak RSS, {rss['rows']:,}-row backlog: {rss['peak_mb']:.0f} MB "
+                f"(target <= 512 MB; {rss['rows'] / rss['seconds']:,.0f} rows/s)"
+            )
+
+        cost = fixed_cost(config_path, directory, args.repeat)
+        print(
+            f"fixed cost of `offload-pipeline run`, nothing to offload: {cost:.2f} s (target <= 3 s)"
+        )
+        print(f"table defaults: {TABLE_DEFAULTS}; schema: {iceberg_schema.__name__} mapping")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,7 +27,7 @@ import yaml
 
 from offload_pipeline.config import load_config
 from offload_pipeline.core.offload import offload_table
-from offload_pipeline.core.sink import TABLE_DEFAULTS, IcebergSink, iceberg_schema
+from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import MICROS, Window
 from offload_pipeline.feed import connect, create_table
@@ -79,10 +80,7 @@ def write_config(directory: Path, batch_rows: int) -> Path:
 
 def fresh_target(config_path: Path, namespace: str):
     """The table spec pointed at a new, empty Iceberg table."""
-    from dataclasses import replace
-
-    spec = replace(load_config(config_path).table(TABLE), namespace=namespace)
-    return spec
+    return replace(load_config(config_path).table(TABLE), namespace=namespace)
 
 
 def measure_read(config_path: Path, batch_rows: int) -> tuple[float, pa.Table]:
@@ -131,8 +129,6 @@ def fixed_cost(config_path: Path, directory: Path, repeat: int) -> float:
     env_home.mkdir(exist_ok=True)
     root = Path(__file__).resolve().parents[1]
     (env_home / "dagster.yaml").write_text((root / "dagster_home" / "dagster.yaml").read_text())
-    import os
-
     env = {**os.environ, "DAGSTER_HOME": str(env_home), "OFFLOAD_PUSHGATEWAY_URL": ""}
     cmd = [sys.executable, "-m", "offload_pipeline.cli", "--config", str(config_path), "run"]
     subprocess.run(cmd, env=env, check=True, capture_output=True)  # brings the table up to date
@@ -207,9 +203,9 @@ def main() -> None:
 
         cost = fixed_cost(config_path, directory, args.repeat)
         print(
-            f"fixed cost of `offload-pipeline run`, nothing to offload: {cost:.2f} s (target <= 3 s)"
+            f"fixed cost of `offload-pipeline run`, nothing to offload: {cost:.2f} s "
+            "(target <= 3 s)"
         )
-        print(f"table defaults: {TABLE_DEFAULTS}; schema: {iceberg_schema.__name__} mapping")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ commit retry: a lost race must fail, never re-append on top of the winner.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,7 +18,6 @@ from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
     NoSuchTableError,
-    TableAlreadyExistsError,
 )
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
@@ -152,12 +152,19 @@ class IcebergSink:
 
     @cached_property
     def catalog(self) -> Catalog:
-        try:
-            return load_catalog(self.spec.name, **self.spec.properties)
-        except Exception as e:
-            raise CatalogUnavailableError(
-                f"catalog '{self.spec.name}' ({self.spec.properties.get('type')}): cannot open: {e}"
-            ) from e
+        # a few quick attempts: opening a new SQL catalog creates its tables, and two processes
+        # doing that at once collide (the loser finds the tables already there on retry)
+        for attempt in range(3):
+            try:
+                return load_catalog(self.spec.name, **self.spec.properties)
+            except Exception as e:
+                if attempt == 2:
+                    raise CatalogUnavailableError(
+                        f"catalog '{self.spec.name}' ({self.spec.properties.get('type')}): "
+                        f"cannot open: {_first_line(e)}"
+                    ) from e
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def load(self, spec: TableSpec) -> Table | None:
         """The table, or None when it was never created."""
@@ -219,10 +226,12 @@ class IcebergSink:
                 sort_order=sort,
                 properties={**TABLE_DEFAULTS, "offload.table": spec.name},
             )
-        except TableAlreadyExistsError:
-            # another process created it first; theirs is as good as ours
-            return self.catalog.load_table(spec.iceberg_identifier)
         except Exception as e:
+            # another process may have created it first (catalogs report that race in different
+            # ways); theirs is as good as ours
+            table = self.load(spec)
+            if table is not None:
+                return table
             raise CatalogUnavailableError(
                 f"table '{spec.name}': cannot create {spec.iceberg_identifier}: {e}"
             ) from e
@@ -352,3 +361,8 @@ def _arrow_target(table: Table, schema: pa.Schema) -> pa.Schema:
     """``schema`` with the table's nullability, so required Iceberg columns accept the batch."""
     required = {f.name for f in table.schema().fields if f.required}
     return pa.schema([f.with_nullable(f.name not in required) for f in schema])
+
+
+def _first_line(error: BaseException) -> str:
+    """Driver errors carry whole SQL statements; the first line says what went wrong."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

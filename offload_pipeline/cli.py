@@ -198,6 +198,28 @@ def run(obj: _Context, tables: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+@main.command(name="push-metrics")
+@pass_ctx
+def push_metrics(obj: _Context) -> None:
+    """One tick of the metrics sensor: derive and push every metric (for setups without the
+    daemon). Counters are recomputed from the whole event log; a failed push is logged, exit 0."""
+    _default_dagster_home(obj)
+    import dagster as dg
+
+    from offload_pipeline.defs.metrics import MetricsState, metrics_tick
+
+    config = obj.config
+    if not config.pushgateway_url:
+        click.echo("metrics are off (no metrics.pushgateway_url / OFFLOAD_PUSHGATEWAY_URL)")
+        return
+    with dg.DagsterInstance.get() as instance:
+        report = metrics_tick(instance, config, MetricsState())
+    click.echo(
+        f"pushed {report.pushed} group(s) to {config.pushgateway_url}, "
+        f"{report.failed_pushes} failed; {report.runs} finished run(s) counted"
+    )
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object with a 'tables' list.")
 @table_option
@@ -252,6 +274,8 @@ def verify(obj: _Context, tables: tuple[str, ...]) -> None:
 @main.command()
 @click.option("--rate", type=float, default=20.0, show_default=True, help="Feed trades/s/table.")
 @click.option("--port", type=int, default=3000, show_default=True, help="Dagster UI port.")
+@click.option("--pushgateway-port", type=int, default=9091, show_default=True)
+@click.option("--prometheus-port", type=int, default=9090, show_default=True)
 @click.option(
     "--seed-rows",
     type=int,
@@ -260,10 +284,21 @@ def verify(obj: _Context, tables: tuple[str, ...]) -> None:
     help="Rows per table written once when the hot tier is empty.",
 )
 @pass_ctx
-def demo(obj: _Context, rate: float, port: int, seed_rows: int) -> None:
-    """Seed the embedded hot tier, start the feed and the Dagster UI with schedule on."""
+def demo(
+    obj: _Context,
+    rate: float,
+    port: int,
+    pushgateway_port: int,
+    prometheus_port: int,
+    seed_rows: int,
+) -> None:
+    """Seed the embedded hot tier; start the feed, a local Pushgateway and Prometheus, and the
+    Dagster UI with the schedule and sensors on."""
+    from offload_pipeline import local_stack
+
     config = obj.config
     home = _default_dagster_home(obj)
+    project = _project_dir(config)
     specs = list(config.tables)
     empty = [s for s in specs if not _sqlite_path(s).exists()]
     if empty:
@@ -272,8 +307,29 @@ def demo(obj: _Context, rate: float, port: int, seed_rows: int) -> None:
         for spec in empty:
             seed_rows_into(_sqlite_path(spec), [spec.source_table], seed_rows)
         click.echo(f"seeded {seed_rows} rows into each of {len(empty)} table(s)")
+    state = project / "data" / "monitoring"
+    services: list[local_stack.Service] = []
+    try:
+        pushgateway = local_stack.start_pushgateway(state / "pushgateway", port=pushgateway_port)
+        services.append(pushgateway)
+        services.append(
+            local_stack.start_prometheus(
+                state / "prometheus",
+                local_stack.prometheus_config(pushgateway.url, prometheus_port),
+                prometheus_port,
+            )
+        )
+    except (local_stack.MissingBinaryError, RuntimeError) as e:
+        for service in services:
+            service.stop()
+        raise click.ClickException(str(e)) from e
     exe = [sys.executable, "-m", "offload_pipeline.cli"]
-    env = {**os.environ, CONFIG_ENV: str(config.path), "DAGSTER_HOME": str(home)}
+    env = {
+        **os.environ,
+        CONFIG_ENV: str(config.path),
+        "DAGSTER_HOME": str(home),
+        "OFFLOAD_PUSHGATEWAY_URL": pushgateway.url,
+    }
     children = [
         subprocess.Popen([*exe, "generate", "--rate", str(rate)], env=env),
         subprocess.Popen(
@@ -287,16 +343,22 @@ def demo(obj: _Context, rate: float, port: int, seed_rows: int) -> None:
                 "-p",
                 str(port),
                 "-h",
-                "0.0.0.0",
+                "127.0.0.1",
             ],
             env=env,
-            cwd=_project_dir(config),
+            cwd=project,
         ),
     ]
-    click.echo(f"Dagster UI:  http://127.0.0.1:{port}  (schedule bronze_offload_schedule is on)")
-    click.echo(f"hot tier:    {', '.join(sorted({str(_sqlite_path(s)) for s in specs}))}")
+    click.echo(f"Dagster UI:   http://127.0.0.1:{port}  (schedule and metrics sensors on)")
+    for service in services:
+        click.echo(f"{service.name + ':':<13} {service.url}")
+    click.echo(f"hot tier:     {', '.join(sorted({str(_sqlite_path(s)) for s in specs}))}")
     click.echo("Ctrl-C stops everything")
-    _wait(children)
+    try:
+        _wait(children)
+    finally:
+        for service in services:
+            service.stop()
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> None:

@@ -83,7 +83,7 @@ class TableSpec:
 class RunSpec:
     """How runs execute: batch size, writer lock, timeout and retries."""
 
-    batch_rows: int = 500_000
+    batch_rows: int = 250_000
     lock_dir: Path = Path(".offload/locks")
     lock_timeout_seconds: float = 300.0
     max_runtime_seconds: int = 1800

@@ -9,15 +9,17 @@ from offload_pipeline.defs.assets import build_table_asset
 from offload_pipeline.defs.jobs import build_bronze_job
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.schedules import build_bronze_schedule
+from offload_pipeline.defs.sensors import offload_metrics_sensor, offload_run_failure_sensor
 
 
 def build_definitions(config: Config) -> dg.Definitions:
-    """Definitions for ``config``: one asset per table, one job, one schedule."""
+    """Definitions for ``config``: one asset per table, the job, its schedule, the sensors."""
     job = build_bronze_job(config.run)
     return dg.Definitions(
         assets=[build_table_asset(spec, config.run) for spec in config.tables],
         jobs=[job],
         schedules=[build_bronze_schedule(job, config.schedule_cron)],
+        sensors=[offload_metrics_sensor, offload_run_failure_sensor],
         resources={"offload": OffloadResource(config_path=str(config.path))},
     )
 

@@ -7,6 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,13 @@ from offload_pipeline.core.reconcile import Reconciliation, reconcile
 from offload_pipeline.core.sink import IcebergSink, TableState, read_state
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.feed import DEMO_TABLES, seed
+from offload_pipeline.local_stack import (
+    Service,
+    free_port,
+    prometheus_config,
+    start_prometheus,
+    start_pushgateway,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "offload_worker.py"
@@ -155,3 +165,35 @@ def worker_result(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[in
     out, err = proc.communicate(timeout=timeout)
     lines = [line for line in out.splitlines() if line.startswith("{")]
     return proc.returncode, (json.loads(lines[-1]) if lines else {"stderr": err[-2000:]})
+
+
+@pytest.fixture
+def pushgateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+    """A real Pushgateway on a free port; the pipeline pushes to it (OFFLOAD_PUSHGATEWAY_URL)."""
+    service = start_pushgateway(tmp_path / "pushgateway")
+    monkeypatch.setenv("OFFLOAD_PUSHGATEWAY_URL", service.url)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, pushgateway: Service) -> Iterator[Service]:
+    """A real Prometheus with the project's config and rules, scraping ``pushgateway`` every 1 s."""
+    port = free_port()
+    config = prometheus_config(pushgateway.url, port, interval="1s")
+    service = start_prometheus(tmp_path / "prometheus", config, port)
+    yield service
+    service.stop()
+
+
+def http_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def promql(prometheus: Service, query: str) -> list[dict[str, Any]]:
+    """Instant query result vector."""
+    encoded = urllib.parse.urlencode({"query": query})
+    body = http_json(f"{prometheus.url}/api/v1/query?{encoded}")
+    assert body["status"] == "success", body
+    return body["data"]["result"]

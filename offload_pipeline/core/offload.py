@@ -7,6 +7,7 @@ the chunk in flight. A reader thread fetches the next chunk while the current on
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -73,7 +74,7 @@ def offload_table(
     sink: IcebergSink,
     *,
     run_id: str | None = None,
-    batch_rows: int = 500_000,
+    batch_rows: int = 250_000,
     lock_dir: Path | None = None,
     lock_timeout_s: float = 300.0,
     clock: Callable[[], float] = time.time,
@@ -95,6 +96,7 @@ def offload_table(
         OffloadError: a subclass naming the contract error type.
     """
     started = time.monotonic()
+    _use_jemalloc()
     run_id = run_id or uuid.uuid4().hex
     lock = table_lock(lock_dir, spec.name, lock_timeout_s) if lock_dir else nullcontext()
     with lock, source.snapshot(spec) as snap:
@@ -120,12 +122,14 @@ def offload_table(
                 failpoint("append.during")
                 pending.append(chunk)
                 failpoint("append.after")
-                following = next(chunks, None)
                 watermark = Watermark(_last_cursor(chunk, spec.cursor), run_id)
+                size = len(chunk)
+                chunk = None  # written: let it go before the next one arrives
+                following = next(chunks, None)
                 final = following is None
                 props = state_properties(
                     watermark,
-                    rows_total=state.rows_total + rows + len(chunk),
+                    rows_total=state.rows_total + rows + size,
                     # late rows and their lookback move only with the run's last commit, so a crash
                     # before it leaves them to be counted again by the next run, once
                     late_rows_total=state.late_rows_total + (late if final else 0),
@@ -134,12 +138,12 @@ def offload_table(
                     else state.lookback,
                 )
                 table = pending.commit(props)
-                rows += len(chunk)
+                rows += size
                 commits += 1
                 log.info(
                     "table %s: committed %d rows up to %s (snapshot %s)",
                     spec.name,
-                    len(chunk),
+                    size,
                     watermark.cursor,
                     table.current_snapshot().snapshot_id,  # type: ignore[union-attr]
                 )
@@ -160,6 +164,16 @@ def offload_table(
             snapshot_id=snapshot.snapshot_id if snapshot else None,
             duration_seconds=time.monotonic() - started,
         )
+
+
+@functools.cache
+def _use_jemalloc() -> None:
+    """Arrow's jemalloc pool returns freed chunk memory sooner than mimalloc: measured on a
+    10M-row backlog, peak RSS 448 MB instead of 486 MB and 20 % faster (benchmarks/README.md)."""
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow build without jemalloc keeps its default
+        pass
 
 
 def _late_rows(snap: SourceSnapshot, state: TableState) -> int:
@@ -234,27 +248,24 @@ class _Failed:
 
 
 def _read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
-    """Iterate ``items`` in a thread, one item ahead, so reading overlaps the caller's writing."""
+    """Iterate ``items`` in a thread so reading the next chunk overlaps writing this one.
+
+    A hand-off, not a buffer: the reader starts on chunk k+1 when the caller takes chunk k, so at
+    most two chunks are in memory at once.
+    """
     slot: queue.Queue[object] = queue.Queue(maxsize=1)
     stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                slot.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     def produce() -> None:
         try:
             for item in items:
-                if not put(item):
+                if stop.is_set():
                     return
-            put(_DONE)
+                slot.put(item)
+                slot.join()  # wait until the caller has taken it
+            slot.put(_DONE)
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises
-            put(_Failed(e))
+            slot.put(_Failed(e))
         finally:
             items.close()  # type: ignore[attr-defined]
 
@@ -263,6 +274,7 @@ def _read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
     try:
         while True:
             item = slot.get()
+            slot.task_done()
             if item is _DONE:
                 return
             if isinstance(item, _Failed):
@@ -270,4 +282,10 @@ def _read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        thread.join()
+        while thread.is_alive():  # unblock a reader waiting to hand over
+            try:
+                slot.get_nowait()
+                slot.task_done()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.05)

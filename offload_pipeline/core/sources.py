@@ -238,17 +238,15 @@ class SqliteSnapshot:
 
 
 def _select_expression(field: pa.Field) -> str:
-    """The SELECT expression delivering ``field`` losslessly.
+    """The SELECT expression delivering ``field`` in one type for the whole stream.
 
-    A ``DECIMAL(p, s)`` column has NUMERIC affinity, so SQLite keeps exact text only when it cannot
-    convert it; converted values are REAL, exact to 15 significant digits, and printed at scale s.
+    A ``DECIMAL(p, s)`` column has NUMERIC affinity: SQLite stores its values as INTEGER or REAL
+    (exact to 15 significant digits), so they are read as REAL and rounded to scale ``s`` by Arrow.
+    Text that is not a number stays text and fails the read loudly instead of becoming 0.
     """
     column = quote(field.name)
     if pa.types.is_decimal(field.type):
-        return (
-            f"CASE typeof({column}) WHEN 'real' THEN printf('%.{field.type.scale}f', {column}) "
-            f"ELSE CAST({column} AS TEXT) END AS {column}"
-        )
+        return f"CASE typeof({column}) WHEN 'text' THEN {column} ELSE CAST({column} AS REAL) END"
     return column
 
 

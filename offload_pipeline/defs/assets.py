@@ -8,10 +8,10 @@ import dagster as dg
 from offload_pipeline.config import RunSpec, TableSpec
 from offload_pipeline.core.offload import OffloadResult
 from offload_pipeline.core.window import MICROS, iso
+from offload_pipeline.defs.hooks import offload_failure_hook, offload_success_hook
+from offload_pipeline.defs.jobs import GROUP
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.errors import OffloadError
-
-GROUP = "bronze"
 
 
 def pool_name(table: str) -> str:
@@ -27,6 +27,7 @@ def build_table_asset(spec: TableSpec, run: RunSpec) -> dg.AssetsDefinition:
         group_name=GROUP,
         kinds={"iceberg", spec.source.kind},
         pool=pool_name(spec.name),
+        hooks={offload_success_hook, offload_failure_hook},
         description=(
             f"Rows of hot-tier table `{spec.source_table}` ({spec.source.kind}) above the "
             f"committed watermark, appended to Iceberg table `{spec.iceberg_identifier}` "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from offload_pipeline.config import RunSpec
-from offload_pipeline.defs.assets import GROUP
 
+GROUP = "bronze"
 BRONZE_JOB = "bronze_offload_job"
 
 

@@ -94,6 +94,6 @@ def test_unknown_table_is_refused(project):
 
 
 def test_every_verb_has_help(project):
-    for verb in ("seed", "generate", "run", "status", "verify", "demo"):
+    for verb in ("seed", "generate", "run", "status", "verify", "push-metrics", "demo"):
         out = project.cli(verb, "--help")
         assert out.returncode == 0 and "Usage:" in out.stdout, verb

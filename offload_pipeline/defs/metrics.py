@@ -1,0 +1,243 @@
+"""Metric facts from Dagster and Iceberg, folded and pushed: what the hooks and sensors call.
+
+The counters live in the metrics sensor's cursor (durable in the Dagster instance) as totals over
+finished runs of the event log, plus what Iceberg itself records (rows, late rows); every tick
+pushes the full values, so a restarted Pushgateway is whole again after one tick.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from offload_pipeline import __version__
+from offload_pipeline.config import Config, TableSpec
+from offload_pipeline.core.sink import IcebergSink, read_state
+from offload_pipeline.core.sources import open_source
+from offload_pipeline.core.window import MICROS
+from offload_pipeline.defs.attempts import (
+    Attempt,
+    finished_runs,
+    is_cycle,
+    run_attempts,
+    will_retry,
+)
+from offload_pipeline.errors import OffloadError
+from offload_pipeline.metrics import push
+from offload_pipeline.metrics.collect import (
+    CycleTotals,
+    LastRun,
+    TableState,
+    TableTotals,
+    last_run_families,
+    pipeline_families,
+    table_families,
+)
+
+log = logging.getLogger(__name__)
+
+# failed attempts since the last success are looked for in at most this many recent runs
+CONSECUTIVE_FAILURES_LOOKBACK_RUNS = 100
+
+
+def last_run(instance: dg.DagsterInstance, table: str, run_id: str) -> LastRun | None:
+    """The latest attempt of ``table`` in run ``run_id``, with the table's failure streak."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return None
+    attempts = run_attempts(instance, run, [table])
+    if not attempts:
+        return None
+    latest = attempts[-1]
+    success = instance.get_latest_materialization_event(dg.AssetKey(table))
+    last_success_at = success.timestamp if success is not None else None
+    if latest.success:
+        return LastRun(
+            latest.finished_at, True, latest.duration_seconds, latest.rows, last_success_at, 0
+        )  # the success time is the materialization's, for the hooks and the sensor alike
+    streak = _failures_since(instance, table, last_success_at or 0.0, current=attempts)
+    return LastRun(latest.finished_at, False, latest.duration_seconds, 0, last_success_at, streak)
+
+
+def push_last_run(url: str, instance: dg.DagsterInstance, table: str, run_id: str) -> bool:
+    """Push the hook-owned gauges of ``table`` for its attempt in ``run_id``."""
+    if not url:
+        return False
+    facts = last_run(instance, table, run_id)
+    if facts is None:
+        return False
+    return push.push_table(url, table, last_run_families(table, facts))
+
+
+def _failures_since(
+    instance: dg.DagsterInstance, table: str, since: float, current: Sequence[Attempt]
+) -> int:
+    current_run = current[-1].run_id
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(created_after=datetime.fromtimestamp(since, tz=UTC)),
+        limit=CONSECUTIVE_FAILURES_LOOKBACK_RUNS,
+    )
+    failures = sum(1 for a in current if not a.success and a.finished_at > since)
+    for record in records:
+        if record.dagster_run.run_id == current_run:
+            continue
+        for attempt in run_attempts(instance, record.dagster_run, [table]):
+            failures += not attempt.success and attempt.finished_at > since
+    return failures
+
+
+@dataclass
+class MetricsState:
+    """The metrics sensor's cursor: event-log positions and the totals folded so far."""
+
+    positions: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, TableTotals] = field(default_factory=dict)
+    cycles: CycleTotals = field(default_factory=CycleTotals)
+
+    def to_cursor(self) -> str:
+        return json.dumps(
+            {
+                "positions": self.positions,
+                "tables": {name: t.to_json() for name, t in self.tables.items()},
+                "cycles": self.cycles.to_json(),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> "MetricsState":
+        if not cursor:
+            return cls()
+        data: dict[str, Any] = json.loads(cursor)
+        return cls(
+            positions={k: int(v) for k, v in data.get("positions", {}).items()},
+            tables={k: TableTotals.from_json(v) for k, v in data.get("tables", {}).items()},
+            cycles=CycleTotals.from_json(data.get("cycles", {})),
+        )
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one tick did (the sensor's skip message and the benchmark read it)."""
+
+    runs: int
+    tables: int
+    pushed: int
+    failed_pushes: int
+    deleted_groups: int
+
+
+def metrics_tick(
+    instance: dg.DagsterInstance, config: Config, state: MetricsState, now: float | None = None
+) -> TickReport:
+    """Fold newly finished runs into ``state``, measure every table, push everything."""
+    now = time.time() if now is None else now
+    names = [t.name for t in config.tables]
+    state.tables = {name: state.tables.get(name, TableTotals()) for name in names}
+    runs = 0
+    for run in finished_runs(instance, state.positions):
+        runs += 1
+        attempts = run_attempts(instance, run, names)
+        if will_retry(run):
+            # the daemon re-executes this run; only attempts that really ran are counted here
+            attempts = [a for a in attempts if a.error_type not in ("run_failure", "timeout")]
+        for attempt in attempts:
+            _fold(state.tables[attempt.table], attempt)
+        if is_cycle(run) and not will_retry(run):
+            _fold_cycle(state.cycles, instance, run, attempts)
+
+    url = config.pushgateway_url
+    sink = IcebergSink(config.catalog)
+    results = [
+        push.push_table(
+            url, spec.name, table_families(spec.name, state.tables[spec.name], measure(spec, sink))
+        )
+        for spec in config.tables
+    ]
+    results.append(
+        push.push_pipeline(
+            url,
+            pipeline_families(state.cycles, len(names), __version__, config.schedule_cron, now),
+        )
+    )
+    deleted = 0
+    if url:
+        for stale in sorted((push.pushed_tables(url) or set()) - set(names)):
+            deleted += push.delete_table(url, stale)
+    return TickReport(runs, len(names), sum(results), results.count(False), deleted)
+
+
+def measure(spec: TableSpec, sink: IcebergSink) -> TableState:
+    """What Iceberg and the hot tier say about ``spec`` now; unreadable parts stay None."""
+    values: dict[str, Any] = {"rows_total": 0, "late_rows_total": 0, "schema_changes_total": 0}
+    try:
+        table = sink.load(spec)
+        if table is not None:
+            state = read_state(table)
+            snapshot = table.current_snapshot()
+            summary = (
+                snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
+            )
+            values |= {
+                "rows_total": state.rows_total,
+                "late_rows_total": state.late_rows_total,
+                "schema_changes_total": int(
+                    table.properties.get("offload.schema-changes-total", 0)
+                ),
+                "snapshots": len(table.snapshots()),
+                "data_files": int(summary.get("total-data-files", 0)),
+            }
+            if state.watermark is not None:
+                values["watermark_ts"] = state.watermark.cursor.ts / MICROS
+    except OffloadError as e:
+        log.warning("metrics: %s", e)
+    try:
+        with open_source(spec.source).snapshot(spec) as snap:
+            source_max = snap.max_event_time()
+        if source_max is not None:
+            values["source_max_ts"] = source_max / MICROS
+    except OffloadError as e:
+        log.warning("metrics: %s", e)
+    return TableState(**values)
+
+
+def _fold(totals: TableTotals, attempt: Attempt) -> None:
+    totals.duration.observe(attempt.duration_seconds)
+    if attempt.success:
+        totals.success += 1
+        if attempt.rows_per_second is not None and attempt.rows > 0:
+            totals.rows_per_second.observe(attempt.rows_per_second)
+    else:
+        totals.failure += 1
+        error_type = attempt.error_type or "unknown"
+        totals.errors[error_type] = totals.errors.get(error_type, 0) + 1
+
+
+def _fold_cycle(
+    cycles: CycleTotals,
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun,
+    attempts: Sequence[Attempt],
+) -> None:
+    final: dict[str, bool] = {}
+    for attempt in attempts:
+        final[attempt.table] = attempt.success  # the last attempt of each table decides
+    if not final:
+        status = "failed"
+    elif all(final.values()):
+        status = "success"
+    elif any(final.values()):
+        status = "partial"
+    else:
+        status = "failed"
+    cycles.statuses[status] = cycles.statuses.get(status, 0) + 1
+    stats = instance.get_run_stats(run.run_id)
+    if stats.start_time is not None and stats.end_time is not None:
+        duration = max(0.0, stats.end_time - stats.start_time)
+        cycles.duration.observe(duration)
+        cycles.last_duration = duration

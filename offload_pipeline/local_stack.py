@@ -1,0 +1,145 @@
+"""Local Pushgateway, Prometheus and Alertmanager processes for the demo and the tests.
+
+They run the Debian binaries with this repository's configs from ``docker/``; only hosts, ports,
+paths and (for tests) intervals are rewritten, so what runs locally is what production loads.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
+BINARIES = {
+    "pushgateway": "prometheus-pushgateway",
+    "prometheus": "prometheus",
+    "alertmanager": "prometheus-alertmanager",
+}
+
+
+class MissingBinaryError(RuntimeError):
+    """Raised when a monitoring binary is not installed (``scripts/install-system-deps.sh``)."""
+
+
+@dataclass
+class Service:
+    """A started server: its process and base URL."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def binary(name: str) -> str:
+    path = shutil.which(BINARIES[name])
+    if path is None:
+        raise MissingBinaryError(
+            f"{BINARIES[name]} is not installed: run scripts/install-system-deps.sh "
+            "(Debian packages prometheus, prometheus-pushgateway, prometheus-alertmanager)"
+        )
+    return path
+
+
+def start_pushgateway(data_dir: Path, port: int | None = None) -> Service:
+    """A Pushgateway persisting its metrics to ``data_dir`` (so a restart keeps them)."""
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        binary("pushgateway"),
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={data_dir / 'pushgateway.metrics'}",
+        "--persistence.interval=5s",
+    ]
+    return _start("pushgateway", args, f"http://127.0.0.1:{port}", data_dir)
+
+
+def prometheus_config(
+    pushgateway: str,
+    prometheus_port: int,
+    alertmanager: str | None = None,
+    interval: str | None = None,
+    rules_dir: Path = DOCKER_DIR / "prometheus" / "rules",
+) -> dict[str, Any]:
+    """``docker/prometheus/prometheus.yml`` with local targets (and optionally faster intervals)."""
+    config = yaml.safe_load((DOCKER_DIR / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        "pushgateway": _hostport(pushgateway),
+        "prometheus": f"127.0.0.1:{prometheus_port}",
+        "alertmanager": _hostport(alertmanager) if alertmanager else None,
+    }
+    config["scrape_configs"] = [
+        {**job, "static_configs": [{"targets": [targets[job["job_name"]]]}]}
+        for job in config["scrape_configs"]
+        if targets.get(job["job_name"])
+    ]
+    if alertmanager:
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": [targets["alertmanager"]]}]}]
+        }
+    else:
+        config.pop("alerting", None)
+    config["rule_files"] = [str(rules_dir / "*.yml")]
+    if interval:
+        config["global"]["scrape_interval"] = interval
+        config["global"]["evaluation_interval"] = interval
+    return config
+
+
+def start_prometheus(data_dir: Path, config: dict[str, Any], port: int) -> Service:
+    """Prometheus with ``config`` (from ``prometheus_config``) and its own TSDB in ``data_dir``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_file = data_dir / "prometheus.yml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    args = [
+        binary("prometheus"),
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={data_dir / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+    ]
+    return _start("prometheus", args, f"http://127.0.0.1:{port}", data_dir)
+
+
+def _start(name: str, args: list[str], url: str, data_dir: Path, timeout: float = 30) -> Service:
+    log = (data_dir / f"{name}.log").open("ab")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    service = Service(name, url, process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}; see {log.name}")
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+                if response.status == 200:
+                    return service
+        except OSError:
+            time.sleep(0.1)
+    service.stop()
+    raise RuntimeError(f"{name} did not become ready at {url} within {timeout:g} s; see {log.name}")
+
+
+def _hostport(url: str) -> str:
+    return url.split("://", 1)[-1].rstrip("/")

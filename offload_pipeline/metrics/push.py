@@ -1,0 +1,97 @@
+"""Pushes to the Pushgateway: one grouping key per table, POST only, short timeouts, never raises.
+
+POST (``pushadd``) replaces only the metric families it carries, so the hooks' gauges and the
+sensor's counters share a table's group without erasing each other. A failed push is logged and
+reported as False: metrics must never fail or stall an offload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, delete_from_gateway, pushadd_to_gateway
+from prometheus_client.core import Metric
+from prometheus_client.exposition import default_handler
+
+from offload_pipeline.metrics.collect import registry_of
+from offload_pipeline.metrics.contract import JOB
+
+log = logging.getLogger(__name__)
+
+PUSH_TIMEOUT_SECONDS = 2.0
+Handler = Callable[..., Callable[[], None]]
+
+
+def table_key(table: str) -> dict[str, str]:
+    """Grouping key of a table's metrics (``job`` is added by the client)."""
+    return {"table": table}
+
+
+def push_table(
+    url: str, table: str, families: Iterable[Metric], handler: Handler = default_handler
+) -> bool:
+    """Replace ``families`` in the table's group."""
+    return _push("POST", url, table_key(table), registry_of(families), handler)
+
+
+def push_pipeline(url: str, families: Iterable[Metric], handler: Handler = default_handler) -> bool:
+    """Replace ``families`` in the pipeline-wide group ``{job="iceberg_offload"}``."""
+    return _push("POST", url, {}, registry_of(families), handler)
+
+
+def delete_table(url: str, table: str, handler: Handler = default_handler) -> bool:
+    """Delete the group of a table that is no longer configured."""
+    return _push("DELETE", url, table_key(table), None, handler)
+
+
+def pushed_tables(url: str) -> set[str] | None:
+    """Tables that have a group of this job in the Pushgateway (None if it cannot be asked)."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/metrics", timeout=PUSH_TIMEOUT_SECONDS) as r:
+            groups = json.load(r)["data"]
+    except Exception as e:  # noqa: BLE001 - any failure means "unknown", logged
+        log.warning("cannot list Pushgateway groups at %s: %s", url, e)
+        return None
+    tables = set()
+    for group in groups:
+        labels: dict[str, Any] = group.get("labels", {})
+        if labels.get("job") == JOB and "table" in labels:
+            tables.add(labels["table"])
+    return tables
+
+
+def _push(
+    method: str,
+    url: str,
+    grouping_key: dict[str, str],
+    registry: CollectorRegistry | None,
+    handler: Handler,
+) -> bool:
+    if not url:
+        return False
+    try:
+        if method == "DELETE":
+            delete_from_gateway(
+                url,
+                job=JOB,
+                grouping_key=grouping_key,
+                timeout=PUSH_TIMEOUT_SECONDS,
+                handler=handler,
+            )
+        else:
+            pushadd_to_gateway(
+                url,
+                job=JOB,
+                registry=registry,
+                grouping_key=grouping_key,
+                timeout=PUSH_TIMEOUT_SECONDS,
+                handler=handler,
+            )
+    except Exception as e:  # noqa: BLE001 - a metrics outage must never fail an offload
+        log.warning("metrics push (%s %s) to %s failed: %s", method, grouping_key, url, e)
+        return False
+    return True

@@ -1,0 +1,303 @@
+"""Hooks and sensors against a real Pushgateway and a real Prometheus: every metric true."""
+
+import logging
+import sqlite3
+import subprocess
+import time
+import urllib.request
+
+import dagster as dg
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from offload_pipeline.definitions import build_definitions
+from offload_pipeline.defs.metrics import MetricsState, metrics_tick
+from offload_pipeline.defs.resources import OffloadResource
+from offload_pipeline.defs.runs import run_cycle
+from offload_pipeline.defs.sensors import offload_metrics_sensor
+from offload_pipeline.feed import DEMO_TABLES
+from offload_pipeline.local_stack import start_pushgateway
+from offload_pipeline.metrics.contract import JOB, METRICS
+from tests.conftest import promql
+
+pytestmark = pytest.mark.e2e
+BINANCE, KRAKEN, COINBASE = DEMO_TABLES
+# pushed by later features (reconciliation checks, maintenance), not by hooks or sensors yet
+NOT_YET_PUSHED = {m.name for m in METRICS if m.owner in ("reconciliation", "maintenance")}
+
+
+def samples(pushgateway) -> dict[tuple[str, frozenset], float]:
+    """Every sample of this job in the Pushgateway: (name, labels) -> value."""
+    with urllib.request.urlopen(f"{pushgateway.url}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.labels.get("job") == JOB:
+                out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def value(pushgateway, name: str, **labels: str) -> float | None:
+    wanted = set(labels.items()) | {("job", JOB)}
+    found = [v for (n, ls), v in samples(pushgateway).items() if n == name and wanted <= ls]
+    assert len(found) <= 1, (name, labels, found)
+    return found[0] if found else None
+
+
+def cycle(project, tables=()):
+    config = project.config
+    with dg.DagsterInstance.get() as instance:
+        return run_cycle(build_definitions(config), config, instance, list(tables))
+
+
+def tick(project, state: MetricsState | None = None) -> MetricsState:
+    state = state or MetricsState()
+    with dg.DagsterInstance.get() as instance:
+        metrics_tick(instance, project.config, state)
+    return state
+
+
+def break_table(project, table: str) -> None:
+    with sqlite3.connect(project.hot_db) as conn:
+        conn.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+
+
+def mend_table(project, table: str) -> None:
+    with sqlite3.connect(project.hot_db) as conn:
+        conn.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+
+
+def test_every_contract_metric_reaches_the_pushgateway_and_prometheus(
+    project, prometheus, pushgateway
+):
+    for table in DEMO_TABLES:
+        project.seed(2_000, table=table)
+    assert all(o.success for o in cycle(project))
+    project.seed(500, table=BINANCE)
+    break_table(project, KRAKEN)  # source_query
+    with sqlite3.connect(project.hot_db) as conn:  # schema_mismatch
+        conn.execute(f"ALTER TABLE {COINBASE} ADD COLUMN payload BLOB")
+    outcomes = {o.table: o for o in cycle(project)}
+    assert outcomes[BINANCE].success
+    assert (outcomes[KRAKEN].error_type, outcomes[COINBASE].error_type) == (
+        "source_query",
+        "schema_mismatch",
+    )
+    tick(project)
+
+    present = {name for name, _ in samples(pushgateway)}
+    for metric in METRICS:
+        if metric.name in NOT_YET_PUSHED:
+            continue
+        base = metric.name
+        names = (
+            {f"{base}_bucket", f"{base}_sum", f"{base}_count"}
+            if metric.kind == "histogram"
+            else {base}
+        )
+        assert names <= present, f"{metric.name} missing from the Pushgateway"
+    # labels: per table with table/layer, no instance label anywhere
+    assert (
+        value(pushgateway, "offload_runs_total", table=BINANCE, layer="bronze", status="success")
+        == 2
+    )
+    assert value(pushgateway, "offload_errors_total", table=KRAKEN, error_type="source_query") == 1
+    assert (
+        value(pushgateway, "offload_errors_total", table=COINBASE, error_type="schema_mismatch")
+        == 1
+    )
+    assert value(pushgateway, "offload_last_run_success", table=KRAKEN) == 0
+    assert value(pushgateway, "offload_consecutive_failures", table=KRAKEN) == 1
+    assert value(pushgateway, "offload_cycles_total", status="success") == 1
+    assert value(pushgateway, "offload_cycles_total", status="partial") == 1
+    assert value(pushgateway, "offload_tables_configured") == 3
+    assert all(dict(ls).get("instance", "") == "" for _, ls in samples(pushgateway))
+
+    # the same values through Prometheus' HTTP API
+    deadline = time.monotonic() + 30
+    while not promql(prometheus, "offload_heartbeat_timestamp_seconds"):
+        assert time.monotonic() < deadline, "Prometheus never scraped the Pushgateway"
+        time.sleep(0.5)
+    for metric in METRICS:
+        if metric.name in NOT_YET_PUSHED:
+            continue
+        query = f"{metric.name}_count" if metric.kind == "histogram" else metric.name
+        assert promql(prometheus, query), f"{query} not in Prometheus"
+    (series,) = promql(prometheus, f'offload_rows_total{{table="{BINANCE}"}}')
+    assert series["metric"]["job"] == JOB and series["metric"]["layer"] == "bronze"
+    assert float(series["value"][1]) == project.iceberg_rows(BINANCE) == 2_500
+
+
+def test_counters_are_exact_and_survive_sensor_and_pushgateway_restarts(
+    project, tmp_path, monkeypatch
+):
+    gateway = start_pushgateway(tmp_path / "pg1")
+    monkeypatch.setenv("OFFLOAD_PUSHGATEWAY_URL", gateway.url)
+    try:
+        project.seed(1_000, table=BINANCE)
+        k, f = 0, 0
+        for round_ in range(3):
+            project.seed(100, table=BINANCE)
+            assert cycle(project, [BINANCE])[0].success
+            k += 1
+            if round_ < 2:
+                break_table(project, BINANCE)
+                assert not cycle(project, [BINANCE])[0].success
+                f += 1
+                mend_table(project, BINANCE)
+        cursor = tick(project).to_cursor()
+        assert value(gateway, "offload_runs_total", table=BINANCE, status="success") == k
+        assert value(gateway, "offload_runs_total", table=BINANCE, status="failure") == f
+        errors = sum(
+            v
+            for (n, ls), v in samples(gateway).items()
+            if n == "offload_errors_total" and ("table", BINANCE) in ls
+        )
+        assert errors == f
+        assert (
+            value(gateway, "offload_rows_total", table=BINANCE) == project.iceberg_rows() == 1_300
+        )
+        assert value(gateway, "offload_duration_seconds_count", table=BINANCE) == k + f
+
+        # the daemon restarts: the sensor resumes from its stored cursor, nothing is counted twice
+        restarted = MetricsState.from_cursor(cursor)
+        tick(project, restarted)
+        assert value(gateway, "offload_runs_total", table=BINANCE, status="success") == k
+
+        # the Pushgateway restarts empty (no persistence): one tick restores every counter
+        port = gateway.url.rsplit(":", 1)[1]
+        gateway.stop()
+        gateway = start_pushgateway(tmp_path / "pg2", port=int(port))
+        assert value(gateway, "offload_runs_total", table=BINANCE, status="success") is None
+        tick(project, restarted)
+        assert value(gateway, "offload_runs_total", table=BINANCE, status="success") == k
+        assert value(gateway, "offload_runs_total", table=BINANCE, status="failure") == f
+        assert value(gateway, "offload_rows_total", table=BINANCE) == 1_300
+    finally:
+        gateway.stop()
+
+
+def test_hooks_push_last_run_gauges_at_once(project, pushgateway):
+    project.seed(300, table=BINANCE)
+    assert cycle(project, [BINANCE])[0].success
+    # no sensor tick yet: the gauges come from the hook
+    assert value(pushgateway, "offload_last_run_success", table=BINANCE) == 1
+    assert value(pushgateway, "offload_last_run_rows", table=BINANCE) == 300
+    assert value(pushgateway, "offload_consecutive_failures", table=BINANCE) == 0
+    success_at = value(pushgateway, "offload_last_success_timestamp_seconds", table=BINANCE)
+    assert abs(success_at - time.time()) < 60
+    break_table(project, BINANCE)
+    for expected in (1, 2, 3):
+        cycle(project, [BINANCE])
+        assert value(pushgateway, "offload_consecutive_failures", table=BINANCE) == expected
+        assert value(pushgateway, "offload_last_run_success", table=BINANCE) == 0
+        assert (
+            value(pushgateway, "offload_last_success_timestamp_seconds", table=BINANCE)
+            == success_at
+        )
+    mend_table(project, BINANCE)
+    cycle(project, [BINANCE])
+    assert value(pushgateway, "offload_consecutive_failures", table=BINANCE) == 0
+    assert (
+        value(pushgateway, "offload_runs_total", table=BINANCE, status="success") is None
+    )  # sensor-owned
+
+
+def test_lag_follows_the_feed(project, pushgateway):
+    project.seed(1_000, table=BINANCE, span_seconds=600)
+    cycle(project, [BINANCE])
+    tick(project)
+    assert value(pushgateway, "offload_lag_seconds", table=BINANCE) == 0  # feed stopped, caught up
+    watermark = value(pushgateway, "offload_watermark_timestamp_seconds", table=BINANCE)
+    time.sleep(1.1)
+    project.seed(50, table=BINANCE, span_seconds=1)  # the feed resumes
+    tick(project)
+    source_max = value(pushgateway, "offload_source_max_timestamp_seconds", table=BINANCE)
+    lag = value(pushgateway, "offload_lag_seconds", table=BINANCE)
+    assert lag == pytest.approx(source_max - watermark) and lag > 1
+    cycle(project, [BINANCE])
+    tick(project)
+    assert value(pushgateway, "offload_lag_seconds", table=BINANCE) == 0
+
+
+def test_a_table_that_never_ran_has_no_lag_only_its_source_max(project, pushgateway):
+    project.seed(10, table=KRAKEN)
+    tick(project)
+    assert value(pushgateway, "offload_source_max_timestamp_seconds", table=KRAKEN) is not None
+    assert value(pushgateway, "offload_lag_seconds", table=KRAKEN) is None
+    assert value(pushgateway, "offload_watermark_timestamp_seconds", table=KRAKEN) is None
+
+
+def test_pushgateway_down_never_fails_an_offload(project, monkeypatch, caplog):
+    from offload_pipeline.local_stack import free_port
+
+    monkeypatch.setenv("OFFLOAD_PUSHGATEWAY_URL", f"http://127.0.0.1:{free_port()}")
+    project.seed(200, table=BINANCE)
+    with caplog.at_level(logging.WARNING):
+        assert cycle(project, [BINANCE])[0].success
+        report = None
+        with dg.DagsterInstance.get() as instance:
+            report = metrics_tick(instance, project.config, MetricsState())
+    assert report.failed_pushes == 4 and report.pushed == 0
+    assert "metrics push" in caplog.text and "failed" in caplog.text
+
+
+def test_removed_table_has_its_group_deleted(project, pushgateway, tmp_path):
+    for table in DEMO_TABLES:
+        project.seed(10, table=table)
+    tick(project)
+    assert value(pushgateway, "offload_source_max_timestamp_seconds", table=COINBASE) is not None
+    from tests.conftest import write_config
+
+    write_config(tmp_path, tables=[{"name": BINANCE}, {"name": KRAKEN}])
+    tick(project)
+    assert value(pushgateway, "offload_source_max_timestamp_seconds", table=COINBASE) is None
+    assert value(pushgateway, "offload_source_max_timestamp_seconds", table=KRAKEN) is not None
+    assert value(pushgateway, "offload_tables_configured") == 2
+
+
+def test_a_killed_run_counts_as_run_failure(project, pushgateway):
+    project.seed(20_000, table=BINANCE)
+    killed = project.cli("run", "--table", BINANCE, failpoint="append.after")
+    assert killed.returncode == -9
+    # the next run reclaims the dead one (marks it failed); the sensor then counts it
+    assert project.cli("run", "--table", BINANCE).returncode == 0
+    tick(project)
+    assert value(pushgateway, "offload_errors_total", table=BINANCE, error_type="run_failure") == 1
+    assert value(pushgateway, "offload_runs_total", table=BINANCE, status="success") == 1
+    assert value(pushgateway, "offload_cycles_total", status="failed") == 1
+
+
+def test_the_sensor_runs_the_tick_and_keeps_its_cursor(project, pushgateway):
+    project.seed(100, table=BINANCE)
+    cycle(project, [BINANCE])
+    with dg.DagsterInstance.get() as instance:
+        context = dg.build_sensor_context(
+            instance=instance,
+            resources={"offload": OffloadResource(config_path=str(project.config_path))},
+        )
+        result = offload_metrics_sensor(context)
+        assert isinstance(result, dg.SkipReason)
+        assert "folded 1 finished run" in result.skip_message
+        assert MetricsState.from_cursor(context.cursor).tables[BINANCE].success == 1
+    assert value(pushgateway, "offload_heartbeat_timestamp_seconds") == pytest.approx(
+        time.time(), abs=30
+    )
+
+
+def test_pushed_exposition_passes_promtool_check_metrics(project, pushgateway):
+    project.seed(100, table=BINANCE)
+    cycle(project, [BINANCE])
+    tick(project)
+    with urllib.request.urlopen(f"{pushgateway.url}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    ours = "\n".join(block for block in text.split("# HELP ") if block.startswith("offload_"))
+    exposition = "".join(
+        f"# HELP {block}" for block in text.split("# HELP ") if block.startswith("offload_")
+    )
+    assert ours
+    out = subprocess.run(
+        ["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "" and out.stderr.strip() == "", out

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import cached_property
 from pathlib import Path
 
 import click
@@ -35,7 +36,7 @@ class _Context:
     def __init__(self, config_file: str | None) -> None:
         self.config_file = config_file
 
-    @property
+    @cached_property
     def config(self) -> Config:
         try:
             return load_config(self.config_file)

@@ -154,17 +154,18 @@ class IcebergSink:
     def catalog(self) -> Catalog:
         # a few quick attempts: opening a new SQL catalog creates its tables, and two processes
         # doing that at once collide (the loser finds the tables already there on retry)
-        for attempt in range(3):
+        attempts = 3
+        for attempt in range(1, attempts + 1):
             try:
                 return load_catalog(self.spec.name, **self.spec.properties)
             except Exception as e:
-                if attempt == 2:
+                if attempt == attempts:
                     raise CatalogUnavailableError(
                         f"catalog '{self.spec.name}' ({self.spec.properties.get('type')}): "
                         f"cannot open: {_first_line(e)}"
                     ) from e
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+                time.sleep(0.2 * attempt)
+        raise CatalogUnavailableError(f"catalog '{self.spec.name}': cannot open")
 
     def load(self, spec: TableSpec) -> Table | None:
         """The table, or None when it was never created."""

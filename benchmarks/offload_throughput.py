@@ -120,7 +120,7 @@ def peak_rss_child(config_path: Path, batch_rows: int) -> None:
     spec = fresh_target(config_path, "rss")
     sink = IcebergSink(load_config(config_path).catalog)
     result = offload_table(spec, open_source(spec.source), sink, batch_rows=batch_rows)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _vm_hwm_kb() / 1024
     arrow_mb = pa.default_memory_pool().max_memory() / 2**20
     print(
         json.dumps(
@@ -132,6 +132,15 @@ def peak_rss_child(config_path: Path, batch_rows: int) -> None:
             }
         )
     )
+
+
+def _vm_hwm_kb() -> int:
+    """Peak RSS of this process image. Not ru_maxrss: on Linux that keeps the parent's peak
+    across fork + exec, which made a large parent inflate the child's figure."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def fixed_cost(config_path: Path, directory: Path, repeat: int) -> float:

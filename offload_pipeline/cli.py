@@ -277,6 +277,7 @@ def verify(obj: _Context, tables: tuple[str, ...]) -> None:
 @click.option("--port", type=int, default=3000, show_default=True, help="Dagster UI port.")
 @click.option("--pushgateway-port", type=int, default=9091, show_default=True)
 @click.option("--prometheus-port", type=int, default=9090, show_default=True)
+@click.option("--alertmanager-port", type=int, default=9093, show_default=True)
 @click.option(
     "--seed-rows",
     type=int,
@@ -291,10 +292,12 @@ def demo(
     port: int,
     pushgateway_port: int,
     prometheus_port: int,
+    alertmanager_port: int,
     seed_rows: int,
 ) -> None:
-    """Seed the embedded hot tier; start the feed, a local Pushgateway and Prometheus, and the
-    Dagster UI with the schedule and sensors on."""
+    """Seed the embedded hot tier; start the feed, a local Pushgateway, Prometheus and
+    Alertmanager (webhook: $OFFLOAD_ALERT_WEBHOOK_URL), and the Dagster UI with the schedule and
+    sensors on."""
     from offload_pipeline import local_stack
 
     config = obj.config
@@ -313,10 +316,16 @@ def demo(
     try:
         pushgateway = local_stack.start_pushgateway(state / "pushgateway", port=pushgateway_port)
         services.append(pushgateway)
+        alertmanager = local_stack.start_alertmanager(
+            state / "alertmanager",
+            local_stack.alertmanager_config(os.environ.get("OFFLOAD_ALERT_WEBHOOK_URL")),
+            port=alertmanager_port,
+        )
+        services.append(alertmanager)
         services.append(
             local_stack.start_prometheus(
                 state / "prometheus",
-                local_stack.prometheus_config(pushgateway.url, prometheus_port),
+                local_stack.prometheus_config(pushgateway.url, prometheus_port, alertmanager.url),
                 prometheus_port,
             )
         )

@@ -123,6 +123,41 @@ def start_prometheus(data_dir: Path, config: dict[str, Any], port: int) -> Servi
     return _start("prometheus", args, f"http://127.0.0.1:{port}", data_dir)
 
 
+def alertmanager_config(
+    webhook_url: str | None, intervals: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``docker/alertmanager/alertmanager.yml`` delivering every webhook to ``webhook_url``.
+
+    None keeps the file's URLs; ``intervals`` (tests) shortens group_wait/interval, repeat_interval.
+    """
+    config = yaml.safe_load((DOCKER_DIR / "alertmanager" / "alertmanager.yml").read_text())
+    for receiver in config.get("receivers", []) if webhook_url else []:
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url"] = webhook_url
+    routes = [config["route"], *config["route"].get("routes", [])]
+    for route in routes:
+        for key, value in (intervals or {}).items():
+            if key in route or route is config["route"]:
+                route[key] = value
+    return config
+
+
+def start_alertmanager(data_dir: Path, config: dict[str, Any], port: int | None = None) -> Service:
+    """Alertmanager with ``config`` (from ``alertmanager_config``), clustering off."""
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_file = data_dir / "alertmanager.yml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    args = [
+        binary("alertmanager"),
+        f"--config.file={config_file}",
+        f"--storage.path={data_dir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    return _start("alertmanager", args, f"http://127.0.0.1:{port}", data_dir)
+
+
 def _start(name: str, args: list[str], url: str, data_dir: Path, timeout: float = 30) -> Service:
     log = (data_dir / f"{name}.log").open("ab")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

@@ -48,7 +48,7 @@ def run_attempts(
 ) -> list[Attempt]:
     """The attempts of ``tables`` in ``run``, in order; unfinished steps of a dead run count as
     failures (``run_failure``, or ``timeout`` past ``dagster/max_runtime``)."""
-    wanted = set(tables) & _run_tables(run, tables)
+    wanted = set(tables) & run_tables(run, tables)
     started: dict[str, float] = {}
     materialized: dict[str, dict[str, float]] = {}
     attempts: list[Attempt] = []
@@ -147,7 +147,8 @@ def will_retry(run: dg.DagsterRun) -> bool:
     return run.tags.get("dagster/will_retry") == "true"
 
 
-def _run_tables(run: dg.DagsterRun, tables: Sequence[str]) -> set[str]:
+def run_tables(run: dg.DagsterRun, tables: Sequence[str]) -> set[str]:
+    """The configured tables ``run`` set out to materialize."""
     if run.asset_selection is not None:
         return {key.to_user_string() for key in run.asset_selection}
     if run.step_keys_to_execute is not None:

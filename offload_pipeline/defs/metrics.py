@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+from dagster._core.execution.stats import StepEventStatus
 
 from offload_pipeline import __version__
 from offload_pipeline.config import Config, TableSpec
@@ -25,6 +26,7 @@ from offload_pipeline.defs.attempts import (
     finished_runs,
     is_cycle,
     run_attempts,
+    run_tables,
     will_retry,
 )
 from offload_pipeline.errors import OffloadError
@@ -46,22 +48,30 @@ CONSECUTIVE_FAILURES_LOOKBACK_RUNS = 100
 
 
 def last_run(instance: dg.DagsterInstance, table: str, run_id: str) -> LastRun | None:
-    """The latest attempt of ``table`` in run ``run_id``, with the table's failure streak."""
+    """The latest attempt of ``table`` in run ``run_id``, with the table's failure streak.
+
+    Reads only this step's events (step stats), so its cost does not grow with the run's size.
+    """
+    stats = _step_stats(instance, run_id, table)
     run = instance.get_run_by_id(run_id)
-    if run is None:
+    if run is None or (stats is None and table not in run_tables(run, [table])):
         return None
-    attempts = run_attempts(instance, run, [table])
-    if not attempts:
-        return None
-    latest = attempts[-1]
-    success = instance.get_latest_materialization_event(dg.AssetKey(table))
-    last_success_at = success.timestamp if success is not None else None
-    if latest.success:
-        return LastRun(
-            latest.finished_at, True, latest.duration_seconds, latest.rows, last_success_at, 0
-        )  # the success time is the materialization's, for the hooks and the sensor alike
-    streak = _failures_since(instance, table, last_success_at or 0.0, current=attempts)
-    return LastRun(latest.finished_at, False, latest.duration_seconds, 0, last_success_at, streak)
+    success = stats is not None and stats.status == StepEventStatus.SUCCESS
+    marker = stats.attempts_list[-1] if stats and stats.attempts_list else None
+    run_end = instance.get_run_stats(run_id).end_time
+    finished = (marker and marker.end_time) or (stats and stats.end_time) or run_end or time.time()
+    started = (marker and marker.start_time) or (stats and stats.start_time) or finished
+    latest = instance.get_latest_materialization_event(dg.AssetKey(table))
+    last_success_at = latest.timestamp if latest is not None else None
+    if success:
+        rows = 0
+        if stats and stats.materialization_events:
+            materialization = stats.materialization_events[-1].asset_materialization
+            rows = int(materialization.metadata["rows"].value) if materialization else 0
+        # the success time is the materialization's, for the hooks and the sensor alike
+        return LastRun(finished, True, finished - started, rows, last_success_at, 0)
+    streak = _failures_since(instance, table, last_success_at or 0.0)
+    return LastRun(finished, False, finished - started, 0, last_success_at, max(streak, 1))
 
 
 def push_last_run(url: str, instance: dg.DagsterInstance, table: str, run_id: str) -> bool:
@@ -74,20 +84,30 @@ def push_last_run(url: str, instance: dg.DagsterInstance, table: str, run_id: st
     return push.push_table(url, table, last_run_families(table, facts))
 
 
-def _failures_since(
-    instance: dg.DagsterInstance, table: str, since: float, current: Sequence[Attempt]
-) -> int:
-    current_run = current[-1].run_id
+def _step_stats(instance: dg.DagsterInstance, run_id: str, table: str):  # noqa: ANN202
+    stats = instance.get_run_step_stats(run_id, step_keys=[table])
+    return stats[0] if stats else None
+
+
+def _failures_since(instance: dg.DagsterInstance, table: str, since: float) -> int:
+    """Failed attempts of ``table`` in the runs created after its last success."""
     records = instance.get_run_records(
         filters=dg.RunsFilter(created_after=datetime.fromtimestamp(since, tz=UTC)),
         limit=CONSECUTIVE_FAILURES_LOOKBACK_RUNS,
     )
-    failures = sum(1 for a in current if not a.success and a.finished_at > since)
+    failures = 0
     for record in records:
-        if record.dagster_run.run_id == current_run:
+        run = record.dagster_run
+        if table not in run_tables(run, [table]):
             continue
-        for attempt in run_attempts(instance, record.dagster_run, [table]):
-            failures += not attempt.success and attempt.finished_at > since
+        stats = _step_stats(instance, run.run_id, table)
+        if stats is not None and stats.status == StepEventStatus.FAILURE:
+            failures += stats.attempts or 1
+        elif (stats is None or stats.status == StepEventStatus.IN_PROGRESS) and run.status in (
+            dg.DagsterRunStatus.FAILURE,
+            dg.DagsterRunStatus.CANCELED,
+        ):
+            failures += 1  # the run died before or during the step
     return failures
 
 

@@ -25,7 +25,7 @@ def _ready(url: str) -> bool:
 def test_demo_starts_feed_monitoring_and_dagster_then_stops_cleanly(project, tmp_path):
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text((ROOT / "workspace.yaml").read_text())
-    ui, pg, prom = free_port(), free_port(), free_port()
+    ui, pg, prom, am = free_port(), free_port(), free_port(), free_port()
     demo = subprocess.Popen(
         [
             sys.executable,
@@ -67,5 +67,6 @@ def test_demo_starts_feed_monitoring_and_dagster_then_stops_cleanly(project, tmp
         demo.send_signal(signal.SIGINT)
         out, _ = demo.communicate(timeout=60)
     assert demo.returncode == 0, out[-3000:]
-    assert f"http://127.0.0.1:{pg}" in out and f"http://127.0.0.1:{prom}" in out
+    for service_port in (pg, prom, am):
+        assert f"http://127.0.0.1:{service_port}" in out
     assert not any(_ready(u) for u in urls)

@@ -40,6 +40,8 @@ def test_demo_starts_feed_monitoring_and_dagster_then_stops_cleanly(project, tmp
             str(pg),
             "--prometheus-port",
             str(prom),
+            "--alertmanager-port",
+            str(am),
             "--seed-rows",
             "500",
             "--rate",
@@ -55,6 +57,7 @@ def test_demo_starts_feed_monitoring_and_dagster_then_stops_cleanly(project, tmp
             f"http://127.0.0.1:{ui}/server_info",
             f"http://127.0.0.1:{pg}/-/ready",
             f"http://127.0.0.1:{prom}/-/ready",
+            f"http://127.0.0.1:{am}/-/ready",
         ]
         while not all(_ready(u) for u in urls):
             assert demo.poll() is None, demo.stdout.read()

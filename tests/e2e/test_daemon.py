@@ -44,8 +44,12 @@ def test_daemon_ticks_the_sensor_and_a_restart_keeps_the_counters(project, pushg
     assert project.cli("run", "--table", TABLE).returncode == 0
     daemon = start_daemon(project, log_path)
     try:
+        # the tick pushes the table groups first and the heartbeat last: wait for both
         wait_for(
-            lambda: value(pushgateway, "offload_runs_total", table=TABLE, status="success") == 1,
+            lambda: (
+                value(pushgateway, "offload_runs_total", table=TABLE, status="success") == 1
+                and value(pushgateway, "offload_heartbeat_timestamp_seconds") is not None
+            ),
             120,
             "the first sensor tick",
             log_path,
@@ -58,7 +62,7 @@ def test_daemon_ticks_the_sensor_and_a_restart_keeps_the_counters(project, pushg
         assert project.cli("run", "--table", TABLE).returncode == 0
         daemon = start_daemon(project, log_path)
         wait_for(
-            lambda: value(pushgateway, "offload_heartbeat_timestamp_seconds") > first_beat,
+            lambda: (value(pushgateway, "offload_heartbeat_timestamp_seconds") or 0) > first_beat,
             120,
             "a tick of the restarted daemon",
             log_path,
@@ -72,7 +76,7 @@ def test_daemon_ticks_the_sensor_and_a_restart_keeps_the_counters(project, pushg
         # another tick must not count anything again
         beat = value(pushgateway, "offload_heartbeat_timestamp_seconds")
         wait_for(
-            lambda: value(pushgateway, "offload_heartbeat_timestamp_seconds") > beat,
+            lambda: (value(pushgateway, "offload_heartbeat_timestamp_seconds") or 0) > beat,
             90,
             "one more tick",
             log_path,

@@ -1,0 +1,386 @@
+"""Static checks of the Grafana dashboard and its provisioning (docker/grafana/).
+
+What a Grafana instance would reject or silently render empty: layout, datasource references,
+units, metric names and kinds, and thresholds that drift from docker/prometheus/thresholds.yml.
+That every query returns data is checked live in tests/e2e/test_dashboard_queries.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from offload_pipeline.metrics.contract import BY_NAME, METRICS
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+GRAFANA = ROOT / "docker" / "grafana"
+DASHBOARD_FILE = GRAFANA / "dashboards" / "iceberg-offload.json"
+BUILD_SCRIPT = GRAFANA / "build_dashboard.py"
+DATASOURCES = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
+DASHBOARD_PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "dashboards.yml"
+THRESHOLDS_FILE = ROOT / "docker" / "prometheus" / "thresholds.yml"
+RULES_FILE = ROOT / "docker" / "prometheus" / "rules" / "iceberg-offload-alerts.yml"
+RUNBOOK_URL_PREFIX = "https://github.com/offload-pipeline/offload_pipeline/blob/main/docs/runbooks/"
+
+# series Prometheus makes itself, not pushed by the pipeline
+BUILTIN_SERIES = {"ALERTS", "ALERTS_FOR_STATE", "up"}
+PROMQL_WORDS = {
+    "sum",
+    "by",
+    "without",
+    "rate",
+    "irate",
+    "increase",
+    "histogram_quantile",
+    "time",
+    "or",
+    "and",
+    "unless",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "topk",
+    "bottomk",
+    "changes",
+    "absent",
+    "clamp_min",
+    "le",
+}
+# which thresholds.yml keys a panel showing this metric must use
+PANEL_THRESHOLDS = {
+    "offload_lag_seconds": {"lag_warning_seconds", "lag_critical_seconds"},
+    "offload_heartbeat_timestamp_seconds": {"heartbeat_max_age_seconds"},
+    "offload_consecutive_failures": {"consecutive_failures"},
+    "offload_runs_total": {"success_rate_min"},
+    "offload_rows_per_second_bucket": {"throughput_min_rows_per_second"},
+}
+REQUIRED_KEYS = {
+    "uid",
+    "title",
+    "schemaVersion",
+    "panels",
+    "templating",
+    "time",
+    "refresh",
+    "tags",
+    "links",
+    "annotations",
+    "editable",
+    "version",
+}
+PANEL_TYPES = {"timeseries", "stat", "gauge", "table", "bargauge", "row"}
+
+
+def load_build_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_dashboard", BUILD_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def thresholds() -> dict[str, float]:
+    return yaml.safe_load(THRESHOLDS_FILE.read_text())
+
+
+def all_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, rows included, and the panels of collapsed rows."""
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def data_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in all_panels(dashboard) if p["type"] != "row"]
+
+
+def expressions(dashboard: dict[str, Any]) -> list[str]:
+    return [t["expr"] for p in data_panels(dashboard) for t in p["targets"]]
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names in a PromQL expression (label matchers, strings and ranges removed)."""
+    stripped = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    stripped = re.sub(r"\{[^{}]*\}", "", stripped)
+    stripped = re.sub(r"\[[^\]]*\]", "", stripped)
+    stripped = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", "", stripped)
+    names = set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", stripped))
+    return {n for n in names if n not in PROMQL_WORDS}
+
+
+def contract_series(name: str) -> str | None:
+    """The contract metric a series name belongs to, or None."""
+    if name in BY_NAME:
+        return name
+    for suffix in ("_bucket", "_sum", "_count"):
+        base = name.removesuffix(suffix)
+        if name.endswith(suffix) and base in BY_NAME and BY_NAME[base].kind == "histogram":
+            return base
+    return None
+
+
+def test_the_committed_json_is_the_build_script_output(dashboard):
+    module = load_build_script()
+    assert module.render() == DASHBOARD_FILE.read_text(), (
+        "stale dashboard: run python docker/grafana/build_dashboard.py"
+    )
+    assert module.build() == dashboard
+    # the script reads the thresholds without a YAML library; it must read what YAML reads
+    assert module.read_thresholds() == yaml.safe_load(THRESHOLDS_FILE.read_text())
+
+
+def test_dashboard_identity_and_settings(dashboard):
+    assert REQUIRED_KEYS <= dashboard.keys()
+    assert dashboard["uid"] == "iceberg-offload"
+    assert dashboard["title"] == "Iceberg Offload Pipeline"
+    assert dashboard["schemaVersion"] == 39
+    assert dashboard["refresh"] == "30s"
+    assert dashboard["tags"] == ["iceberg", "offload", "dagster"]
+    assert dashboard["time"]["from"] == "now-6h"
+    urls = {link["url"] for link in dashboard["links"]}
+    assert RUNBOOK_URL_PREFIX + "README.md" in urls
+    assert "http://localhost:3000" in urls
+    assert (ROOT / "docs" / "runbooks" / "README.md").exists()
+
+
+def test_panel_ids_are_unique_and_the_grid_has_no_overlap(dashboard):
+    panels = list(all_panels(dashboard))
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "duplicate panel ids"
+    cells: dict[tuple[int, int], str] = {}
+    for p in panels:
+        assert p["type"] in PANEL_TYPES, p["type"]
+        pos = p["gridPos"]
+        assert {"h", "w", "x", "y"} <= pos.keys(), p["title"]
+        assert pos["w"] > 0 and pos["h"] > 0 and pos["x"] >= 0 and pos["y"] >= 0, p["title"]
+        assert pos["x"] + pos["w"] <= 24, f"{p['title']} is wider than the 24 columns"
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, f"{p['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = p["title"]
+
+
+def test_rows_and_the_repeated_table_row(dashboard):
+    rows = [p for p in dashboard["panels"] if p["type"] == "row"]
+    assert rows and all(not r["collapsed"] for r in rows)
+    repeated = [r for r in rows if r.get("repeat")]
+    assert [r["repeat"] for r in repeated] == ["table"]
+    # the repeated row is the last one, so its panels are everything after it
+    assert dashboard["panels"].index(repeated[0]) > dashboard["panels"].index(rows[-2])
+    after = dashboard["panels"][dashboard["panels"].index(repeated[0]) + 1 :]
+    assert after and all(p["type"] != "row" for p in after)
+
+
+def test_every_target_uses_the_provisioned_datasource(dashboard):
+    provisioned = yaml.safe_load(DATASOURCES.read_text())["datasources"]
+    (prometheus,) = [d for d in provisioned if d["type"] == "prometheus"]
+    assert prometheus["isDefault"] is True
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    ds_var = variables["datasource"]
+    assert ds_var["type"] == "datasource" and ds_var["query"] == "prometheus"
+    assert ds_var["current"]["value"] == prometheus["uid"]
+    for p in data_panels(dashboard):
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+        assert p["targets"], p["title"]
+        for t in p["targets"]:
+            assert t["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+            assert t["expr"].strip() and t["refId"], p["title"]
+        ref_ids = [t["refId"] for t in p["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), p["title"]
+
+
+def test_the_table_variable(dashboard):
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    table = variables["table"]
+    assert table["type"] == "query"
+    assert table["datasource"]["uid"] == "${datasource}"
+    assert table["query"]["query"] == "label_values(offload_source_max_timestamp_seconds, table)"
+    assert table["multi"] is True and table["includeAll"] is True and table["allValue"] == ".*"
+
+
+def test_per_table_queries_filter_by_the_table_variable(dashboard):
+    for expr in expressions(dashboard):
+        per_table = any(
+            (base := contract_series(n)) and BY_NAME[base].scope == "table"
+            for n in metric_names(expr)
+        )
+        if per_table:
+            selectors = re.findall(r'(?<!\$)\{((?:[^{}"]|"[^"]*")*)\}', expr)
+            assert selectors and all(
+                re.search(r'table=~"\$(?:table|\{table\})"', s) for s in selectors
+            ), expr
+
+
+def test_provisioning_files():
+    providers = yaml.safe_load(DASHBOARD_PROVIDERS.read_text())["providers"]
+    assert [p["options"]["path"] for p in providers] == ["/var/lib/grafana/dashboards"]
+    assert all(p["type"] == "file" for p in providers)
+    datasources = yaml.safe_load(DATASOURCES.read_text())
+    assert datasources["apiVersion"] == 1
+    (prometheus,) = datasources["datasources"]
+    assert prometheus["url"] == "http://prometheus:9090"
+
+
+def test_every_panel_has_a_unit(dashboard):
+    for p in data_panels(dashboard):
+        assert p["fieldConfig"]["defaults"].get("unit"), f"{p['title']} has no unit"
+
+
+def test_metric_names_exist_and_histograms_are_never_bare(dashboard):
+    for expr in expressions(dashboard):
+        for name in metric_names(expr):
+            if name in BUILTIN_SERIES:
+                continue
+            base = contract_series(name)
+            assert base is not None, f"{name} is not a contract metric ({expr})"
+            assert BY_NAME[base].kind != "histogram" or name != base, (
+                f"bare histogram name {name}: use _bucket, _sum or _count ({expr})"
+            )
+
+
+def test_no_rate_or_increase_over_a_gauge(dashboard):
+    gauges = {m.name for m in METRICS if m.kind == "gauge"}
+    for expr in expressions(dashboard):
+        for func, name in re.findall(r"\b(rate|irate|increase|delta)\s*\(\s*([A-Za-z_:]\w*)", expr):
+            assert name not in gauges, f"{func}() over the gauge {name}: {expr}"
+            base = contract_series(name)
+            assert base and (BY_NAME[base].kind == "counter" or name != base), expr
+            assert func != "delta", f"delta() is for gauges, never counters: {expr}"
+
+
+def test_rates_use_the_rate_interval_or_a_threshold_window(dashboard, thresholds):
+    windows = {"$__rate_interval"} | {
+        f"{int(thresholds[k]) // 3600}h"
+        for k in ("success_rate_window_seconds", "late_rows_window_seconds")
+    }
+    for expr in expressions(dashboard):
+        for window in re.findall(r"\b(?:rate|irate|increase)\s*\([^\[]*\[([^\]]+)\]", expr):
+            assert window in windows, f"window {window} in {expr}"
+
+
+def test_success_rate_is_summed_per_table_before_dividing(dashboard):
+    for expr in expressions(dashboard):
+        if "offload_runs_total" in expr and "/" in expr:
+            for call in re.findall(r"increase\(offload_runs_total[^)]*\)", expr):
+                assert re.search(r"sum by \(table\) \(" + re.escape(call), expr), expr
+
+
+def threshold_values(panel: dict[str, Any]) -> set[float]:
+    steps = panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+    return {s["value"] for s in steps if s["value"] is not None}
+
+
+def test_thresholds_come_from_thresholds_yml_and_match_the_rules(dashboard, thresholds):
+    rules = RULES_FILE.read_text()
+    known = set(thresholds.values())
+    for p in data_panels(dashboard):
+        for value in threshold_values(p):
+            assert value in known, f"{p['title']}: threshold {value} not in thresholds.yml"
+            literal = re.escape(f"{value:g}")
+            assert re.search(rf"(?<![\w.]){literal}(?![\w.])", rules), (
+                f"{p['title']}: threshold {value} does not appear in the alert rules"
+            )
+    for metric, keys in PANEL_THRESHOLDS.items():
+        expected = {thresholds[k] for k in keys}
+        showing = [p for p in data_panels(dashboard) if any(metric in e for e in exprs_of(p))]
+        assert showing, f"no panel shows {metric}"
+        assert any(threshold_values(p) == expected for p in showing), (
+            f"no panel of {metric} has the thresholds {sorted(expected)}"
+        )
+    cycle = {thresholds["cycle_slow_seconds"], thresholds["cycle_too_slow_seconds"]}
+    last_cycle = [
+        p
+        for p in data_panels(dashboard)
+        if any("offload_last_cycle_duration_seconds" in e for e in exprs_of(p))
+    ]
+    assert last_cycle and all(threshold_values(p) == cycle for p in last_cycle)
+    # the lag thresholds are the ones the lag alerts use
+    assert f"> {thresholds['lag_critical_seconds']}" in rules
+    assert f"> {thresholds['lag_warning_seconds']}" in rules
+
+
+def exprs_of(panel: dict[str, Any]) -> list[str]:
+    return [t["expr"] for t in panel["targets"]]
+
+
+def test_the_required_panels_are_there(dashboard):
+    exprs = "\n".join(expressions(dashboard))
+    for needle in (
+        "offload_lag_seconds",
+        "increase(offload_runs_total",
+        "offload_tables_configured",
+        "rate(offload_rows_total",
+        "offload_duration_seconds_bucket",
+        "offload_last_cycle_duration_seconds",
+        "increase(offload_errors_total",
+        "offload_rows_per_second_bucket",
+        "increase(offload_cycles_total",
+        "time() - offload_watermark_timestamp_seconds",
+        "offload_consecutive_failures",
+        "increase(offload_late_rows_total",
+        "time() - offload_heartbeat_timestamp_seconds",
+        'ALERTS{alertstate="firing", alertname=~"IcebergOffload.*"}',
+    ):
+        assert needle in exprs, f"no panel queries {needle}"
+    for q in ("0.5", "0.95", "0.99"):
+        assert (
+            f"histogram_quantile({q}, sum by (le, table) (rate(offload_duration_seconds_bucket"
+            in exprs
+        )
+
+
+def test_panels_only_depend_on_metrics_that_are_pushed(dashboard):
+    """Reconciliation and maintenance metrics are not pushed yet: no panel may rely on them."""
+    not_pushed = {m.name for m in METRICS if m.owner in ("reconciliation", "maintenance")}
+    for p in data_panels(dashboard):
+        for expr in exprs_of(p):
+            assert not metric_names(expr) & not_pushed, f"{p['title']}: {expr}"
+
+
+def heading_anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_monitoring_guide_describes_every_panel_and_links_real_runbooks(dashboard):
+    guide = (ROOT / "docs" / "monitoring.md").read_text()
+    repeated = False
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            repeated = bool(panel.get("repeat"))
+            continue
+        if not repeated:
+            assert f"| {panel['title']} |" in guide, f"docs/monitoring.md lacks {panel['title']}"
+    rules = yaml.safe_load(RULES_FILE.read_text())
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    for alert in alerts:
+        assert f"| `{alert}` |" in guide, f"docs/monitoring.md: {alert} missing in the alert table"
+    links = re.findall(r"\]\(runbooks/([\w-]+\.md)#([\w-]+)\)", guide)
+    assert links
+    for page, anchor in links:
+        text = (ROOT / "docs" / "runbooks" / page).read_text()
+        anchors = {heading_anchor(h) for h in re.findall(r"^#+\s+(.+)$", text, re.MULTILINE)}
+        assert anchor in anchors, f"docs/monitoring.md links {page}#{anchor}, no such heading"

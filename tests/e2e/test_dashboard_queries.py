@@ -23,6 +23,7 @@ from offload_pipeline.feed import DEMO_TABLES
 from offload_pipeline.metrics.contract import METRICS
 from tests.conftest import http_json, promql
 from tests.e2e.test_metrics import break_table, cycle, mend_table, tick
+from tests.e2e.test_metrics import value as pushed
 
 pytestmark = pytest.mark.e2e
 
@@ -72,13 +73,27 @@ def guide_queries() -> list[str]:
     return [m.strip() for m in re.findall(r"```promql\n(.*?)```", GUIDE.read_text(), re.DOTALL)]
 
 
-def build_history(project) -> None:
+def scraped(prometheus, pushgateway) -> None:
+    """Wait until Prometheus holds the Pushgateway's state of the last tick (its heartbeat), so
+    each step of the history is a sample of its own and increase()/rate() see every change."""
+    beat = pushed(pushgateway, "offload_heartbeat_timestamp_seconds")
+    deadline = time.monotonic() + 60
+    while True:
+        seen = promql(prometheus, "offload_heartbeat_timestamp_seconds")
+        if seen and float(seen[0]["value"][1]) == beat:
+            return
+        assert time.monotonic() < deadline, "Prometheus did not scrape the last tick"
+        time.sleep(0.3)
+
+
+def build_history(project, pushgateway, prometheus) -> None:
     """Successes, late rows and a table that fails three times, with ticks Prometheus sees."""
     for table in DEMO_TABLES:
         project.seed(2_000, table=table)
     assert all(o.success for o in cycle(project))
     tick(project)
-    time.sleep(2)  # counters must change between scrapes for increase() and rate() to see it
+    scraped(prometheus, pushgateway)
+    time.sleep(1.1)  # the heartbeat has second resolution in Prometheus' view of changes
 
     for table in DEMO_TABLES:
         project.seed(500, table=table)
@@ -86,7 +101,8 @@ def build_history(project) -> None:
         project.seed(500, table=table, late_fraction=0.3, watermarks={table: watermark})
     assert all(o.success for o in cycle(project))
     tick(project)
-    time.sleep(2)
+    scraped(prometheus, pushgateway)
+    time.sleep(1.1)
 
     break_table(project, BROKEN)
     for _ in range(3):
@@ -95,12 +111,13 @@ def build_history(project) -> None:
     mend_table(project, BROKEN)
     for _ in range(3):
         tick(project)
-        time.sleep(2)
+        scraped(prometheus, pushgateway)
+        time.sleep(1.1)
 
 
 def test_every_dashboard_query_returns_data(project, pushgateway, prometheus):
     dashboard = json.loads(DASHBOARD_FILE.read_text())
-    build_history(project)
+    build_history(project, pushgateway, prometheus)
 
     deadline = time.monotonic() + 30
     while not promql(prometheus, "offload_heartbeat_timestamp_seconds"):

@@ -110,9 +110,7 @@ def prometheus_config(
 
 def start_prometheus(data_dir: Path, config: dict[str, Any], port: int) -> Service:
     """Prometheus with ``config`` (from ``prometheus_config``) and its own TSDB in ``data_dir``."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config_file = data_dir / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    config_file = _write_config(data_dir, "prometheus.yml", config)
     args = [
         binary("prometheus"),
         f"--config.file={config_file}",
@@ -145,9 +143,7 @@ def alertmanager_config(
 def start_alertmanager(data_dir: Path, config: dict[str, Any], port: int | None = None) -> Service:
     """Alertmanager with ``config`` (from ``alertmanager_config``), clustering off."""
     port = port or free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config_file = data_dir / "alertmanager.yml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    config_file = _write_config(data_dir, "alertmanager.yml", config)
     args = [
         binary("alertmanager"),
         f"--config.file={config_file}",
@@ -156,6 +152,13 @@ def start_alertmanager(data_dir: Path, config: dict[str, Any], port: int | None 
         "--cluster.listen-address=",
     ]
     return _start("alertmanager", args, f"http://127.0.0.1:{port}", data_dir)
+
+
+def _write_config(data_dir: Path, name: str, config: dict[str, Any]) -> Path:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def _start(name: str, args: list[str], url: str, data_dir: Path, timeout: float = 30) -> Service:

@@ -61,6 +61,7 @@ WATERMARK_ISO = "offload.watermark.iso"
 WATERMARK_RUN_ID = "offload.watermark.run-id"
 ROWS_TOTAL = "offload.rows-total"
 LATE_ROWS_TOTAL = "offload.late-rows-total"
+SCHEMA_CHANGES_TOTAL = "offload.schema-changes-total"
 LOOKBACK_LO_TS = "offload.lookback.lo-ts-us"
 LOOKBACK_HI_TS = "offload.lookback.hi-ts-us"
 LOOKBACK_HI_SEQ = "offload.lookback.hi-seq"
@@ -103,6 +104,7 @@ class TableState:
     rows_total: int
     late_rows_total: int
     lookback: LookbackCount | None
+    schema_changes_total: int = 0
 
 
 def arrow_to_iceberg_type(table: str, field: pa.Field) -> IcebergType:
@@ -154,18 +156,18 @@ class IcebergSink:
     def catalog(self) -> Catalog:
         # a few quick attempts: opening a new SQL catalog creates its tables, and two processes
         # doing that at once collide (the loser finds the tables already there on retry)
-        attempts = 3
-        for attempt in range(1, attempts + 1):
+        for attempt in (1, 2):
             try:
                 return load_catalog(self.spec.name, **self.spec.properties)
-            except Exception as e:
-                if attempt == attempts:
-                    raise CatalogUnavailableError(
-                        f"catalog '{self.spec.name}' ({self.spec.properties.get('type')}): "
-                        f"cannot open: {_first_line(e)}"
-                    ) from e
+            except Exception:  # noqa: BLE001 - the last attempt below reports it
                 time.sleep(0.2 * attempt)
-        raise CatalogUnavailableError(f"catalog '{self.spec.name}': cannot open")
+        try:
+            return load_catalog(self.spec.name, **self.spec.properties)
+        except Exception as e:
+            raise CatalogUnavailableError(
+                f"catalog '{self.spec.name}' ({self.spec.properties.get('type')}): "
+                f"cannot open: {_first_line(e)}"
+            ) from e
 
     def load(self, spec: TableSpec) -> Table | None:
         """The table, or None when it was never created."""
@@ -333,6 +335,7 @@ def read_state(table: Table) -> TableState:
         rows_total=int(props.get(ROWS_TOTAL, "0")),
         late_rows_total=int(props.get(LATE_ROWS_TOTAL, "0")),
         lookback=lookback,
+        schema_changes_total=int(props.get(SCHEMA_CHANGES_TOTAL, "0")),
     )
 
 

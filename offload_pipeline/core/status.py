@@ -2,55 +2,103 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from pyiceberg.table.snapshots import Snapshot
+
 from offload_pipeline.config import Config, TableSpec, redact
-from offload_pipeline.core.sink import IcebergSink, read_state
+from offload_pipeline.core.sink import IcebergSink, TableState, read_state
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import MICROS, iso
 from offload_pipeline.errors import OffloadError
 
 
-def table_status(spec: TableSpec, sink: IcebergSink, config: Config) -> dict[str, Any]:
-    """The ``status --json`` entry of one table; unreachable parts are reported, not raised."""
-    source = open_source(spec.source)
-    entry: dict[str, Any] = {
-        "name": spec.name,
-        "source": {"kind": spec.source.kind, "uri": source.location(), "table": spec.source_table},
-        "iceberg_identifier": spec.iceberg_identifier,
-        "catalog": {"name": config.catalog.name, **redact(config.catalog.properties)},
-        "watermark": None,
-        "source_max": None,
-        "lag_seconds": None,
-        "iceberg_rows": None,
-        "snapshot_id": None,
-        "snapshot_time": None,
-        "errors": [],
-    }
-    watermark_ts = None
+@dataclass(frozen=True)
+class Observation:
+    """One look at a table: what its Iceberg table holds and the hot tier's newest event time.
+
+    Parts that could not be read stay None and their errors are kept: ``status`` reports them,
+    the metrics sensor logs them; neither fails.
+    """
+
+    state: TableState | None = None
+    """committed offload state; None when the Iceberg table does not exist (or was unreadable)"""
+    snapshot: Snapshot | None = None
+    snapshots: int = 0
+    source_max_ts: int | None = None
+    errors: tuple[OffloadError, ...] = ()
+
+    @property
+    def iceberg_rows(self) -> int | None:
+        if self.state is None:
+            return None
+        return int(self._summary.get("total-records", 0))
+
+    @property
+    def data_files(self) -> int | None:
+        if self.state is None:
+            return None
+        return int(self._summary.get("total-data-files", 0))
+
+    @property
+    def watermark_ts(self) -> int | None:
+        watermark = self.state.watermark if self.state else None
+        return watermark.cursor.ts if watermark else None
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """``source_max − watermark`` in seconds, never negative; None before the first commit."""
+        if self.source_max_ts is None or self.watermark_ts is None:
+            return None
+        return max(0, self.source_max_ts - self.watermark_ts) / MICROS
+
+    @property
+    def _summary(self) -> dict[str, str]:
+        summary = self.snapshot.summary if self.snapshot else None
+        return summary.additional_properties if summary else {}
+
+
+def observe(spec: TableSpec, sink: IcebergSink) -> Observation:
+    """Read ``spec``'s committed state from Iceberg and its newest event time from the hot tier."""
+    values: dict[str, Any] = {}
+    errors: list[OffloadError] = []
     try:
         table = sink.load(spec)
         if table is not None:
-            state = read_state(table)
-            if state.watermark is not None:
-                watermark_ts = state.watermark.cursor.ts
-                entry["watermark"] = iso(watermark_ts)
-            snapshot = table.current_snapshot()
-            if snapshot is not None:
-                entry["snapshot_id"] = snapshot.snapshot_id
-                entry["snapshot_time"] = iso(snapshot.timestamp_ms * 1000)
-                summary = snapshot.summary.additional_properties if snapshot.summary else {}
-                entry["iceberg_rows"] = int(summary.get("total-records", 0))
-            else:
-                entry["iceberg_rows"] = 0
+            values |= {
+                "state": read_state(table),
+                "snapshot": table.current_snapshot(),
+                "snapshots": len(table.snapshots()),
+            }
     except OffloadError as e:
-        entry["errors"].append({"error_type": e.error_type, "message": str(e)})
+        errors.append(e)
     try:
-        with source.snapshot(spec) as snap:
-            source_max = snap.max_event_time()
-        entry["source_max"] = iso(source_max)
-        if source_max is not None and watermark_ts is not None:
-            entry["lag_seconds"] = max(0, source_max - watermark_ts) / MICROS
+        with open_source(spec.source).snapshot(spec) as snap:
+            values["source_max_ts"] = snap.max_event_time()
     except OffloadError as e:
-        entry["errors"].append({"error_type": e.error_type, "message": str(e)})
-    return entry
+        errors.append(e)
+    return Observation(**values, errors=tuple(errors))
+
+
+def table_status(spec: TableSpec, sink: IcebergSink, config: Config) -> dict[str, Any]:
+    """The ``status --json`` entry of one table; unreachable parts are reported, not raised."""
+    seen = observe(spec, sink)
+    snapshot = seen.snapshot
+    return {
+        "name": spec.name,
+        "source": {
+            "kind": spec.source.kind,
+            "uri": open_source(spec.source).location(),
+            "table": spec.source_table,
+        },
+        "iceberg_identifier": spec.iceberg_identifier,
+        "catalog": {"name": config.catalog.name, **redact(config.catalog.properties)},
+        "watermark": iso(seen.watermark_ts),
+        "source_max": iso(seen.source_max_ts),
+        "lag_seconds": seen.lag_seconds,
+        "iceberg_rows": seen.iceberg_rows,
+        "snapshot_id": snapshot.snapshot_id if snapshot else None,
+        "snapshot_time": iso(snapshot.timestamp_ms * 1000) if snapshot else None,
+        "errors": [{"error_type": e.error_type, "message": str(e)} for e in seen.errors],
+    }

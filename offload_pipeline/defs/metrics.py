@@ -18,8 +18,8 @@ from dagster._core.execution.stats import StepEventStatus
 
 from offload_pipeline import __version__
 from offload_pipeline.config import Config, TableSpec
-from offload_pipeline.core.sink import IcebergSink, read_state
-from offload_pipeline.core.sources import open_source
+from offload_pipeline.core.sink import IcebergSink
+from offload_pipeline.core.status import observe
 from offload_pipeline.core.window import MICROS
 from offload_pipeline.defs.attempts import (
     Attempt,
@@ -29,7 +29,6 @@ from offload_pipeline.defs.attempts import (
     run_tables,
     will_retry,
 )
-from offload_pipeline.errors import OffloadError
 from offload_pipeline.metrics import push
 from offload_pipeline.metrics.collect import (
     CycleTotals,
@@ -193,37 +192,24 @@ def metrics_tick(
 
 
 def measure(spec: TableSpec, sink: IcebergSink) -> TableState:
-    """What Iceberg and the hot tier say about ``spec`` now; unreadable parts stay None."""
-    values: dict[str, Any] = {"rows_total": 0, "late_rows_total": 0, "schema_changes_total": 0}
-    try:
-        table = sink.load(spec)
-        if table is not None:
-            state = read_state(table)
-            snapshot = table.current_snapshot()
-            summary = (
-                snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
-            )
-            values |= {
-                "rows_total": state.rows_total,
-                "late_rows_total": state.late_rows_total,
-                "schema_changes_total": int(
-                    table.properties.get("offload.schema-changes-total", 0)
-                ),
-                "snapshots": len(table.snapshots()),
-                "data_files": int(summary.get("total-data-files", 0)),
-            }
-            if state.watermark is not None:
-                values["watermark_ts"] = state.watermark.cursor.ts / MICROS
-    except OffloadError as e:
-        log.warning("metrics: %s", e)
-    try:
-        with open_source(spec.source).snapshot(spec) as snap:
-            source_max = snap.max_event_time()
-        if source_max is not None:
-            values["source_max_ts"] = source_max / MICROS
-    except OffloadError as e:
-        log.warning("metrics: %s", e)
-    return TableState(**values)
+    """What Iceberg and the hot tier say about ``spec`` now, in metric units."""
+    seen = observe(spec, sink)
+    for error in seen.errors:
+        log.warning("metrics: %s", error)
+    state = seen.state
+    return TableState(
+        rows_total=state.rows_total if state else 0,
+        late_rows_total=state.late_rows_total if state else 0,
+        schema_changes_total=state.schema_changes_total if state else 0,
+        watermark_ts=_seconds(seen.watermark_ts),
+        source_max_ts=_seconds(seen.source_max_ts),
+        snapshots=seen.snapshots if state else None,
+        data_files=seen.data_files,
+    )
+
+
+def _seconds(us: int | None) -> float | None:
+    return None if us is None else us / MICROS
 
 
 def _fold(totals: TableTotals, attempt: Attempt) -> None:

@@ -101,6 +101,8 @@ class Config:
     sources: Mapping[str, SourceSpec]
     run: RunSpec = field(default_factory=RunSpec)
     schedule_cron: str = "*/15 * * * *"
+    schedule_enabled: bool = True
+    """Whether the schedule starts RUNNING; a deployment can still toggle it in the UI."""
     pushgateway_url: str = ""
 
     def table(self, name: str) -> TableSpec:
@@ -146,7 +148,10 @@ def parse_config(raw: Any, file: Path) -> Config:
     metrics = _mapping(top.get("metrics", {}), "metrics")
     _no_unknown(metrics, {"pushgateway_url"}, "metrics")
     schedule = _mapping(top.get("schedule", {}), "schedule")
-    _no_unknown(schedule, {"cron"}, "schedule")
+    _no_unknown(schedule, {"cron", "enabled"}, "schedule")
+    enabled = schedule.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigInvalidError(f"schedule: enabled: must be true or false, got {enabled!r}")
     defaults = _mapping(top.get("defaults", {}), "defaults")
 
     raw_tables = top.get("tables")
@@ -176,6 +181,7 @@ def parse_config(raw: Any, file: Path) -> Config:
         sources=sources,
         run=run,
         schedule_cron=str(schedule.get("cron", "*/15 * * * *")),
+        schedule_enabled=enabled,
         pushgateway_url=str(url).rstrip("/"),
     )
 

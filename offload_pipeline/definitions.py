@@ -18,7 +18,7 @@ def build_definitions(config: Config) -> dg.Definitions:
     return dg.Definitions(
         assets=[build_table_asset(spec, config.run) for spec in config.tables],
         jobs=[job],
-        schedules=[build_bronze_schedule(job, config.schedule_cron)],
+        schedules=[build_bronze_schedule(job, config.schedule_cron, config.schedule_enabled)],
         sensors=[offload_metrics_sensor, offload_run_failure_sensor],
         resources={"offload": OffloadResource(config_path=str(config.path))},
     )

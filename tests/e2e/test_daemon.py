@@ -10,7 +10,7 @@ import time
 import pytest
 
 from offload_pipeline.feed import DEMO_TABLES
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_config
 from tests.e2e.test_metrics import value
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +40,8 @@ def wait_for(predicate, timeout: float, what: str, log_path) -> None:
 
 def test_daemon_ticks_the_sensor_and_a_restart_keeps_the_counters(project, pushgateway, tmp_path):
     log_path = tmp_path / "daemon.log"
+    # a scheduled cycle at a quarter-hour boundary would add runs this test does not expect
+    write_config(project.dir, schedule={"enabled": False})
     project.seed(500, table=TABLE)
     assert project.cli("run", "--table", TABLE).returncode == 0
     daemon = start_daemon(project, log_path)

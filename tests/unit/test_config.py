@@ -85,6 +85,10 @@ BAD = {
         "catalog.properties.password: environment variable OFFLOAD_TEST_UNSET_SECRET is not set",
     ),
     "no tables": (lambda d: d.update(tables=[]), "tables: must be a non-empty list"),
+    "schedule enabled not a bool": (
+        lambda d: d.update(schedule={"enabled": "no"}),
+        "schedule: enabled: must be true or false, got 'no'",
+    ),
 }
 
 

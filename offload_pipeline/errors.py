@@ -84,6 +84,11 @@ class ConfigInvalidError(OffloadError):
     error_type = "config_invalid"
 
 
+class BackfillRefusedError(ConfigInvalidError):
+    """Raised when a backfill range is empty, reaches beyond the watermark, or would drop rows
+    the hot tier no longer holds: the request is wrong, retrying cannot help."""
+
+
 def classify(exc: BaseException) -> ErrorType:
     """Map any exception to a contract error type (``unknown`` for the unexplained)."""
     if isinstance(exc, OffloadError):

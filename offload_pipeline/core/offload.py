@@ -53,6 +53,8 @@ class OffloadResult:
     late_rows: int
     snapshot_id: int | None
     duration_seconds: float
+    schema_changes: tuple[str, ...] = ()
+    """additive changes applied to the Iceberg schema before this attempt's rows"""
 
     @property
     def lag_seconds(self) -> float | None:
@@ -100,7 +102,9 @@ def offload_table(
     run_id = run_id or uuid.uuid4().hex
     lock = table_lock(lock_dir, spec.name, lock_timeout_s) if lock_dir else nullcontext()
     with lock, source.snapshot(spec) as snap:
-        table = sink.ensure_table(spec, snap.schema())
+        table, changes = sink.prepare_table(spec, snap.schema())
+        for change in changes:
+            log.warning("table %s: schema evolved: %s", spec.name, change)
         state = read_state(table)
         source_max = snap.max_event_time()
         window = plan_window(
@@ -163,6 +167,7 @@ def offload_table(
             late_rows=late,
             snapshot_id=snapshot.snapshot_id if snapshot else None,
             duration_seconds=time.monotonic() - started,
+            schema_changes=tuple(str(change) for change in changes),
         )
 
 

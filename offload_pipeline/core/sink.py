@@ -19,6 +19,7 @@ from pyiceberg.exceptions import (
     NamespaceAlreadyExistsError,
     NoSuchTableError,
 )
+from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -46,7 +47,7 @@ from pyiceberg.types import (
 
 from offload_pipeline.config import CatalogSpec, TableSpec
 from offload_pipeline.core.failpoints import failpoint
-from offload_pipeline.core.window import CursorValue, Watermark, iso
+from offload_pipeline.core.window import CursorValue, Watermark, from_micros, iso
 from offload_pipeline.errors import (
     CatalogUnavailableError,
     CommitConflictError,
@@ -62,6 +63,7 @@ WATERMARK_RUN_ID = "offload.watermark.run-id"
 ROWS_TOTAL = "offload.rows-total"
 LATE_ROWS_TOTAL = "offload.late-rows-total"
 SCHEMA_CHANGES_TOTAL = "offload.schema-changes-total"
+LATE_ROWS_REPAIRED_TOTAL = "offload.late-rows-repaired-total"
 LOOKBACK_LO_TS = "offload.lookback.lo-ts-us"
 LOOKBACK_HI_TS = "offload.lookback.hi-ts-us"
 LOOKBACK_HI_SEQ = "offload.lookback.hi-seq"
@@ -69,6 +71,7 @@ LOOKBACK_COUNT = "offload.lookback.count"
 # snapshot summary keys: what one commit did
 SUMMARY_RUN_ID = "offload.run-id"
 SUMMARY_ROWS = "offload.rows"
+SUMMARY_BACKFILL = "offload.backfill"
 
 TABLE_DEFAULTS = {
     # a concurrent commit must fail: pyiceberg would otherwise rebuild our append on top of the
@@ -105,6 +108,13 @@ class TableState:
     late_rows_total: int
     lookback: LookbackCount | None
     schema_changes_total: int = 0
+    late_rows_repaired_total: int = 0
+    """late rows that backfills have since added to Iceberg"""
+
+    @property
+    def late_rows_outstanding(self) -> int:
+        """Late rows counted but not yet repaired by a backfill (never negative)."""
+        return max(0, self.late_rows_total - self.late_rows_repaired_total)
 
 
 def arrow_to_iceberg_type(table: str, field: pa.Field) -> IcebergType:
@@ -184,11 +194,36 @@ class IcebergSink:
 
     def ensure_table(self, spec: TableSpec, arrow_schema: pa.Schema) -> Table:
         """Load the table, creating namespace and table on first use; check the schema matches."""
+        return self.prepare_table(spec, arrow_schema)[0]
+
+    def prepare_table(
+        self, spec: TableSpec, arrow_schema: pa.Schema
+    ) -> tuple[Table, tuple[SchemaChange, ...]]:
+        """Load or create the table and evolve it to take the hot-tier schema.
+
+        New hot-tier columns are added to the Iceberg table (as optional columns: existing rows
+        have no value) in one commit that also bumps the durable schema-change counter. Anything
+        else (a changed type, a dropped column) raises ``SchemaMismatchError`` before any write.
+        """
         table = self.load(spec)
         if table is None:
-            table = self._create(spec, arrow_schema)
-        check_schema(spec, table, arrow_schema)
-        return table
+            return self._create(spec, arrow_schema), ()
+        added = schema_changes(spec, table, arrow_schema)
+        if not added:
+            return table, ()
+        total = read_state(table).schema_changes_total + len(added)
+        try:
+            with table.transaction() as tx:
+                with tx.update_schema() as update:
+                    for change in added:
+                        update.add_column(change.column, change.iceberg_type)
+                tx.set_properties({SCHEMA_CHANGES_TOTAL: str(total)})
+        except CommitFailedException as e:
+            raise CommitConflictError(
+                f"table '{spec.name}': another writer changed {spec.iceberg_identifier} while "
+                f"its schema was evolving ({e})"
+            ) from e
+        return self.catalog.load_table(spec.iceberg_identifier), added
 
     def _create(self, spec: TableSpec, arrow_schema: pa.Schema) -> Table:
         schema = iceberg_schema(spec, arrow_schema)
@@ -249,6 +284,41 @@ class IcebergSink:
             )
         return PendingCommit(spec, table, run_id)
 
+    def begin_replace(
+        self, spec: TableSpec, table: Table, planned_from: Watermark | None, run_id: str, rng: Range
+    ) -> PendingCommit:
+        """Start a commit that first deletes every row of ``rng`` (same transaction)."""
+        pending = self.begin(spec, table, planned_from, run_id)
+        pending.delete(rng)
+        return pending
+
+
+@dataclass(frozen=True)
+class Range:
+    """Event times ``[start_ts, end_ts)`` of one table (µs), as an Iceberg row filter."""
+
+    column: str
+    start_ts: int
+    end_ts: int
+
+    def row_filter(self) -> BooleanExpression:
+        return And(
+            GreaterThanOrEqual(self.column, _timestamp_literal(self.start_ts)),
+            LessThan(self.column, _timestamp_literal(self.end_ts)),
+        )
+
+    def __str__(self) -> str:
+        return f"[{iso(self.start_ts)}, {iso(self.end_ts)})"
+
+
+def count_rows(table: Table, row_filter: BooleanExpression, column: str) -> int:
+    """Rows of ``table`` matching ``row_filter`` (reads one column)."""
+    return table.scan(row_filter=row_filter, selected_fields=(column,)).to_arrow().num_rows
+
+
+def _timestamp_literal(us: int) -> str:
+    return from_micros(us).isoformat()
+
 
 class PendingCommit:
     """Rows staged as data files, committed together with the new watermark properties.
@@ -261,12 +331,20 @@ class PendingCommit:
         self._spec = spec
         self._table = table
         self._tx = table.transaction()
-        self._run_id = run_id
+        self._summary = {SUMMARY_RUN_ID: run_id}
+
+    def delete(self, rng: Range) -> None:
+        """Stage the deletion of every row in ``rng`` (whole files where partitions allow)."""
+        self._summary[SUMMARY_BACKFILL] = str(rng)
+        try:
+            self._tx.delete(rng.row_filter(), snapshot_properties=dict(self._summary))
+        except OSError as e:
+            raise WriteFailedError(f"table '{self._spec.name}': rewriting data files: {e}") from e
 
     def append(self, rows: pa.Table) -> None:
         """Write ``rows`` as data files (nothing is visible until ``commit``)."""
         rows = rows.cast(_arrow_target(self._table, rows.schema))
-        summary = {SUMMARY_RUN_ID: self._run_id, SUMMARY_ROWS: str(len(rows))}
+        summary = {**self._summary, SUMMARY_ROWS: str(len(rows))}
         try:
             self._tx.append(rows, snapshot_properties=summary)
         except OSError as e:
@@ -290,28 +368,45 @@ class PendingCommit:
         return committed
 
 
-def check_schema(spec: TableSpec, table: Table, arrow_schema: pa.Schema) -> None:
-    """Refuse a hot-tier schema the Iceberg table cannot take as is, naming the column."""
+@dataclass(frozen=True)
+class SchemaChange:
+    """A hot-tier column the Iceberg table does not have yet (the only change applied)."""
+
+    column: str
+    iceberg_type: IcebergType
+
+    def __str__(self) -> str:
+        return f"added column {self.column} {self.iceberg_type}"
+
+
+def schema_changes(
+    spec: TableSpec, table: Table, arrow_schema: pa.Schema
+) -> tuple[SchemaChange, ...]:
+    """The additive changes taking ``table`` to the hot-tier schema; anything else raises.
+
+    Raises:
+        SchemaMismatchError: a column changed type or left the hot tier; names the column.
+    """
     current = {f.name: f for f in table.schema().fields}
+    added = []
     for field in arrow_schema:
         wanted = arrow_to_iceberg_type(spec.name, field)
         have = current.pop(field.name, None)
         if have is None:
-            raise SchemaMismatchError(
-                f"table '{spec.name}': column '{field.name}' is in the hot tier but not in "
-                f"{spec.iceberg_identifier}"
-            )
-        if have.field_type != wanted:
+            added.append(SchemaChange(field.name, wanted))
+        elif have.field_type != wanted:
             raise SchemaMismatchError(
                 f"table '{spec.name}': column '{field.name}': hot tier has {wanted}, "
-                f"{spec.iceberg_identifier} has {have.field_type}"
+                f"{spec.iceberg_identifier} has {have.field_type} (type changes are not applied; "
+                "nothing was written)"
             )
     if current:
         missing = next(iter(current))
         raise SchemaMismatchError(
             f"table '{spec.name}': column '{missing}' of {spec.iceberg_identifier} is missing "
-            "from the hot tier"
+            "from the hot tier (dropped columns are not applied; nothing was written)"
         )
+    return tuple(added)
 
 
 def read_state(table: Table) -> TableState:
@@ -336,6 +431,7 @@ def read_state(table: Table) -> TableState:
         late_rows_total=int(props.get(LATE_ROWS_TOTAL, "0")),
         lookback=lookback,
         schema_changes_total=int(props.get(SCHEMA_CHANGES_TOTAL, "0")),
+        late_rows_repaired_total=int(props.get(LATE_ROWS_REPAIRED_TOTAL, "0")),
     )
 
 

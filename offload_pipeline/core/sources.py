@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from offload_pipeline.config import SourceSpec, TableSpec
 from offload_pipeline.core.window import CursorValue, Window
@@ -185,7 +186,7 @@ class SqliteSnapshot:
         return int(self._query(sql, (lo_ts, hi.ts, hi.seq))[0][0])
 
     def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        columns = ", ".join(_select_expression(f) for f in self.schema())
+        columns = _select_list(self.schema())
         where = f"{self._ts} <= ?"
         params: tuple[int, ...] = (window.hi_ts,)
         if window.lo is not None:
@@ -197,8 +198,8 @@ class SqliteSnapshot:
 
     def keys(self, columns: tuple[str, ...], upto: CursorValue) -> pa.Table:
         schema = pa.schema([self.schema().field(c) for c in columns])
-        select = ", ".join(_select_expression(f) for f in schema)
-        sql = f"SELECT {select} FROM {self._table} WHERE ({self._ts}, {self._seq}) <= (?, ?)"
+        where = f"({self._ts}, {self._seq}) <= (?, ?)"
+        sql = f"SELECT {_select_list(schema)} FROM {self._table} WHERE {where}"
         batches = list(self._stream(sql, (upto.ts, upto.seq), schema))
         return pa.Table.from_batches(batches, schema=schema)
 
@@ -237,29 +238,64 @@ class SqliteSnapshot:
             cursor.close()
 
 
-def _select_expression(field: pa.Field) -> str:
-    """The SELECT expression delivering ``field`` in one type for the whole stream.
+def _select_list(schema: pa.Schema) -> str:
+    """The SELECT list delivering every field of ``schema`` in one type for the whole stream.
 
-    A ``DECIMAL(p, s)`` column has NUMERIC affinity: SQLite stores its values as INTEGER or REAL
-    (exact to 15 significant digits), so they are read as REAL and rounded to scale ``s`` by Arrow.
-    Text that is not a number stays text and fails the read loudly instead of becoming 0.
+    ADBC types each column from the values of the first batch. A ``DECIMAL(p, s)`` column has
+    NUMERIC affinity: SQLite stores its values as INTEGER or REAL (exact to 15 significant
+    digits), so they are read as REAL and rounded to scale ``s`` by Arrow; text that is not a
+    number stays text and fails the read loudly instead of becoming 0. A nullable text or real
+    column whose first batch is all NULL would be typed as integers and break on the first real
+    value, so it is read with NULL replaced by a typed zero plus an ``IS NULL`` flag column.
     """
-    column = quote(field.name)
-    if pa.types.is_decimal(field.type):
-        return f"CASE typeof({column}) WHEN 'text' THEN {column} ELSE CAST({column} AS REAL) END"
-    return column
+    expressions = []
+    for field in schema:
+        column = quote(field.name)
+        value = column
+        if pa.types.is_decimal(field.type):
+            value = (
+                f"CASE typeof({column}) WHEN 'text' THEN {column} ELSE CAST({column} AS REAL) END"
+            )
+        zero = _typed_zero(field)
+        if zero is None:
+            expressions.append(value)
+        else:
+            expressions.append(f"ifnull({value}, {zero})")
+            expressions.append(f"{column} IS NULL")
+    return ", ".join(expressions)
+
+
+def _typed_zero(field: pa.Field) -> str | None:
+    """The non-NULL stand-in of a nullable column ADBC could mistype, None if it cannot."""
+    if not field.nullable:
+        return None
+    if pa.types.is_string(field.type):
+        return "''"
+    if pa.types.is_floating(field.type) or pa.types.is_decimal(field.type):
+        return "0.0"
+    return None
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
-    """Cast ADBC's value-inferred column types onto the declared schema."""
+    """Cast ADBC's value-inferred column types onto the declared schema, restoring the NULLs
+    of flagged columns (see ``_select_list``)."""
     if batch.schema.equals(schema):
         return batch
     columns = []
-    for field, column in zip(schema, batch.columns, strict=True):
+    position = 0
+    for field in schema:
+        column = batch.column(position)
+        position += 1
         try:
-            columns.append(column if column.type == field.type else column.cast(field.type))
+            if column.type != field.type:
+                column = column.cast(field.type)
+            if _typed_zero(field) is not None:
+                is_null = batch.column(position).cast(pa.bool_())
+                position += 1
+                column = pc.if_else(is_null, pa.scalar(None, field.type), column)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise SchemaMismatchError(
                 f"table '{table}': column '{field.name}': values do not fit {field.type}: {e}"
             ) from e
+        columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -59,7 +59,9 @@ def test_a_dropped_column_fails_naming_it_without_writing(project):
     before = _snapshot_ids(project)
     with sqlite3.connect(project.hot_db) as conn:
         conn.execute(f"ALTER TABLE {TABLE} DROP COLUMN kafka_offset")
-    with pytest.raises(SchemaMismatchError, match="column 'kafka_offset' .* is missing from the hot"):
+    with pytest.raises(
+        SchemaMismatchError, match="column 'kafka_offset' .* is missing from the hot"
+    ):
         project.offload()
     assert _snapshot_ids(project) == before
     assert project.sink().load(project.spec()).schema().find_field("kafka_offset")

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -104,6 +105,10 @@ class Config:
     schedule_enabled: bool = True
     """Whether the schedule starts RUNNING; a deployment can still toggle it in the UI."""
     pushgateway_url: str = ""
+    partitions_start: str = "2026-01-01"
+    """First day (UTC) of the daily partitions the Dagster UI offers for backfills."""
+    reconcile_days: int = 7
+    """Days before the watermark the reconciliation check compares by count."""
 
     def table(self, name: str) -> TableSpec:
         for spec in self.tables:
@@ -139,7 +144,19 @@ def parse_config(raw: Any, file: Path) -> Config:
     base = file.parent
     top = _mapping(raw, "config")
     _no_unknown(
-        top, {"sources", "catalog", "metrics", "schedule", "run", "defaults", "tables"}, "config"
+        top,
+        {
+            "sources",
+            "catalog",
+            "metrics",
+            "schedule",
+            "run",
+            "defaults",
+            "tables",
+            "backfill",
+            "reconciliation",
+        },
+        "config",
     )
 
     sources = _parse_sources(top.get("sources"), base)
@@ -153,6 +170,12 @@ def parse_config(raw: Any, file: Path) -> Config:
     if not isinstance(enabled, bool):
         raise ConfigInvalidError(f"schedule: enabled: must be true or false, got {enabled!r}")
     defaults = _mapping(top.get("defaults", {}), "defaults")
+    backfill = _mapping(top.get("backfill", {}), "backfill")
+    _no_unknown(backfill, {"start_date"}, "backfill")
+    partitions_start = _date(backfill.get("start_date", Config.partitions_start), "backfill")
+    reconciliation = _mapping(top.get("reconciliation", {}), "reconciliation")
+    _no_unknown(reconciliation, {"days"}, "reconciliation")
+    reconcile_days = _number(reconciliation, "days", "reconciliation", 7, minimum=1)
 
     raw_tables = top.get("tables")
     if not isinstance(raw_tables, list) or not raw_tables:
@@ -182,6 +205,8 @@ def parse_config(raw: Any, file: Path) -> Config:
         run=run,
         schedule_cron=str(schedule.get("cron", "*/15 * * * *")),
         schedule_enabled=enabled,
+        partitions_start=partitions_start,
+        reconcile_days=int(reconcile_days),
         pushgateway_url=str(url).rstrip("/"),
     )
 
@@ -269,6 +294,16 @@ def _parse_catalog(raw: Any, base: Path) -> CatalogSpec:
     if warehouse and "://" not in warehouse:
         props["warehouse"] = (base / warehouse).resolve().as_uri()
     return CatalogSpec(name=name, properties=props)
+
+
+def _date(value: Any, where: str) -> str:
+    """A calendar date as ``YYYY-MM-DD`` text."""
+    try:
+        return date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ConfigInvalidError(
+            f"{where}: start_date: {value!r} is not a date (YYYY-MM-DD)"
+        ) from None
 
 
 def _parse_run(raw: Any, base: Path) -> RunSpec:

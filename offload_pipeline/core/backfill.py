@@ -30,12 +30,10 @@ from offload_pipeline.core.sink import (
     read_state,
 )
 from offload_pipeline.core.sources import HotTier
-from offload_pipeline.core.window import CursorValue, Window, iso
+from offload_pipeline.core.window import iso, time_range
 from offload_pipeline.errors import BackfillRefusedError
 
 log = logging.getLogger(__name__)
-
-MAX_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -98,10 +96,9 @@ def backfill_range(
         cold_keys = table.scan(row_filter=rng.row_filter(), selected_fields=tuple(keys)).to_arrow()
         replaced = cold_keys.num_rows
         hot_keys: list[pa.Table] = []
-        window = Window(lo=CursorValue(start_ts - 1, MAX_SEQ), hi_ts=end_ts - 1)
         pending = None
         written = 0
-        for chunk in _regroup(snap.read(window, batch_rows), batch_rows):
+        for chunk in _regroup(snap.read(time_range(start_ts, end_ts), batch_rows), batch_rows):
             if pending is None:
                 pending = sink.begin_replace(spec, table, watermark, run_id, rng)
             pending.append(chunk)

@@ -31,11 +31,16 @@ from offload_pipeline.core.sink import (
     state_properties,
 )
 from offload_pipeline.core.sources import HotTier, SourceSnapshot
-from offload_pipeline.core.window import MICROS, CursorValue, Watermark, Window, plan_window
+from offload_pipeline.core.window import (
+    MAX_SEQ,
+    MICROS,
+    CursorValue,
+    Watermark,
+    Window,
+    plan_window,
+)
 
 log = logging.getLogger(__name__)
-
-MAX_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True)

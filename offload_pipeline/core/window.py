@@ -13,6 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 MICROS = 1_000_000
+DAY = 86_400 * MICROS
+MAX_SEQ = 2**63 - 1
+"""The largest tie-breaker: ``CursorValue(ts, MAX_SEQ)`` is the last possible cursor at ``ts``."""
 
 
 class CursorValue(NamedTuple):
@@ -39,6 +42,11 @@ class Window:
 
     def contains(self, row: CursorValue) -> bool:
         return (self.lo is None or row > self.lo) and row.ts <= self.hi_ts
+
+
+def time_range(start_ts: int, end_ts: int) -> Window:
+    """The window of event times ``[start_ts, end_ts)``, whatever the tie-breakers."""
+    return Window(lo=CursorValue(start_ts - 1, MAX_SEQ), hi_ts=end_ts - 1)
 
 
 def plan_window(

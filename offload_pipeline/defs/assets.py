@@ -1,17 +1,25 @@
-"""One software-defined asset per configured bronze table.
+"""One software-defined asset per configured bronze table, with its reconciliation check.
 
 No ``from __future__ import annotations`` here: Dagster inspects the context annotation at runtime.
 """
 
+from datetime import timedelta
+
 import dagster as dg
 
 from offload_pipeline.config import RunSpec, TableSpec
+from offload_pipeline.core.backfill import BackfillResult
 from offload_pipeline.core.offload import OffloadResult
-from offload_pipeline.core.window import MICROS, iso
+from offload_pipeline.core.window import MICROS, iso, to_micros
 from offload_pipeline.defs.hooks import offload_failure_hook, offload_success_hook
-from offload_pipeline.defs.jobs import GROUP
+from offload_pipeline.defs.jobs import GROUP, is_incremental
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.errors import OffloadError
+
+# the same story as the lag alerts (IcebergOffloadLagElevated > 20 min, LagCritical > 30 min)
+FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=20)
+)
 
 
 def pool_name(table: str) -> str:
@@ -19,8 +27,11 @@ def pool_name(table: str) -> str:
     return f"offload_{table}"
 
 
-def build_table_asset(spec: TableSpec, run: RunSpec) -> dg.AssetsDefinition:
-    """The asset offloading ``spec``: new hot-tier rows appended to its Iceberg table."""
+def build_table_asset(
+    spec: TableSpec, run: RunSpec, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    """The asset offloading ``spec``: new hot-tier rows appended to its Iceberg table, or, in a
+    backfill, the rows of its partition range replaced."""
 
     @dg.asset(
         name=spec.name,
@@ -28,10 +39,13 @@ def build_table_asset(spec: TableSpec, run: RunSpec) -> dg.AssetsDefinition:
         kinds={"iceberg", spec.source.kind},
         pool=pool_name(spec.name),
         hooks={offload_success_hook, offload_failure_hook},
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        freshness_policy=FRESHNESS,
         description=(
             f"Rows of hot-tier table `{spec.source_table}` ({spec.source.kind}) above the "
             f"committed watermark, appended to Iceberg table `{spec.iceberg_identifier}` "
-            "exactly once."
+            "exactly once. A backfill of a day range replaces those days atomically."
         ),
         metadata={
             "iceberg_identifier": spec.iceberg_identifier,
@@ -49,7 +63,13 @@ def build_table_asset(spec: TableSpec, run: RunSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, offload: OffloadResource
     ) -> dg.MaterializeResult:
         try:
-            result = offload.offload(spec, run_id=context.run_id)
+            if is_incremental(context.run.tags):
+                result = offload.offload(spec, run_id=context.run_id)
+                return _report_offload(context, spec, result)
+            window = context.partition_time_window
+            start, end = to_micros(window.start), to_micros(window.end)
+            backfill = offload.backfill(spec, start, end, run_id=context.run_id)
+            return _report_backfill(context, spec, backfill)
         except OffloadError as e:
             # config and schema errors fail for good; transient ones go to the RetryPolicy
             raise dg.Failure(
@@ -57,24 +77,46 @@ def build_table_asset(spec: TableSpec, run: RunSpec) -> dg.AssetsDefinition:
                 metadata={"error_type": e.error_type, "table": spec.name},
                 allow_retries=e.retryable,
             ) from e
-        context.log.info(
-            f"{spec.name}: {result.rows} rows in {result.commits} commit(s), "
-            f"watermark {iso(result.watermark.cursor.ts) if result.watermark else None}"
-        )
-        return dg.MaterializeResult(metadata=materialization_metadata(result))
 
     return _offload
+
+
+def _report_offload(
+    context: dg.AssetExecutionContext, spec: TableSpec, result: OffloadResult
+) -> dg.MaterializeResult:
+    for change in result.schema_changes:
+        context.log.warning(f"{spec.name}: schema evolved: {change}")
+    context.log.info(
+        f"{spec.name}: {result.rows} rows in {result.commits} commit(s), "
+        f"watermark {iso(result.watermark.cursor.ts) if result.watermark else None}"
+    )
+    return dg.MaterializeResult(metadata=materialization_metadata(result))
+
+
+def _report_backfill(
+    context: dg.AssetExecutionContext, spec: TableSpec, result: BackfillResult
+) -> dg.MaterializeResult:
+    for change in result.schema_changes:
+        context.log.warning(f"{spec.name}: schema evolved: {change}")
+    context.log.info(
+        f"{spec.name}: backfill {result.range} replaced {result.rows_replaced} rows "
+        f"with {result.rows_written}"
+    )
+    return dg.MaterializeResult(metadata=backfill_metadata(result))
 
 
 def materialization_metadata(result: OffloadResult) -> dict[str, object]:
     """Numeric values the UI plots, plus the window and the committed watermark."""
     window = result.window
     metadata: dict[str, object] = {
+        "mode": "incremental",
         "rows": dg.MetadataValue.int(result.rows),
         "commits": dg.MetadataValue.int(result.commits),
         "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
         "rows_per_second": dg.MetadataValue.float(round(result.rows_per_second, 1)),
         "late_rows": dg.MetadataValue.int(result.late_rows),
+        "schema_changes": dg.MetadataValue.int(len(result.schema_changes)),
+        "schema_change_details": "; ".join(result.schema_changes) or None,
         "window_start": iso(window.lo.ts) if window and window.lo else None,
         "window_end": iso(window.hi_ts) if window else None,
         "watermark": iso(result.watermark.cursor.ts) if result.watermark else None,
@@ -89,4 +131,19 @@ def materialization_metadata(result: OffloadResult) -> dict[str, object]:
         metadata["watermark_timestamp_seconds"] = dg.MetadataValue.float(
             result.watermark.cursor.ts / MICROS
         )
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def backfill_metadata(result: BackfillResult) -> dict[str, object]:
+    """What a backfill replaced; ``rows_added`` is what it repaired (negative: duplicates)."""
+    metadata: dict[str, object] = {
+        "mode": "backfill",
+        "range": str(result.range),
+        "rows_written": dg.MetadataValue.int(result.rows_written),
+        "rows_replaced": dg.MetadataValue.int(result.rows_replaced),
+        "rows_added": dg.MetadataValue.int(result.rows_added),
+        "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
+        "schema_changes": dg.MetadataValue.int(len(result.schema_changes)),
+        "snapshot_id": str(result.snapshot_id) if result.snapshot_id is not None else None,
+    }
     return {key: value for key, value in metadata.items() if value is not None}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from offload_pipeline import errors
-from offload_pipeline.defs.jobs import BRONZE_JOB
+from offload_pipeline.defs.jobs import BRONZE_JOB, is_incremental
 
 _ERROR_TYPE_BY_CLASS = {
     cls.__name__: cls.error_type
@@ -138,8 +138,9 @@ def finished_runs(
 
 
 def is_cycle(run: dg.DagsterRun) -> bool:
-    """A run of the bronze job (scheduled or ``offload-pipeline run``) is one cycle."""
-    return run.job_name == BRONZE_JOB
+    """An incremental run of the bronze job (scheduled or ``offload-pipeline run``) is one
+    cycle."""
+    return run.job_name == BRONZE_JOB and is_incremental(run.tags)
 
 
 def will_retry(run: dg.DagsterRun) -> bool:
@@ -148,7 +149,9 @@ def will_retry(run: dg.DagsterRun) -> bool:
 
 
 def run_tables(run: dg.DagsterRun, tables: Sequence[str]) -> set[str]:
-    """The configured tables ``run`` set out to materialize."""
+    """The configured tables ``run`` set out to offload (none for a backfill run)."""
+    if not is_incremental(run.tags):
+        return set()
     if run.asset_selection is not None:
         return {key.to_user_string() for key in run.asset_selection}
     if run.step_keys_to_execute is not None:

@@ -4,6 +4,7 @@ import logging
 
 import dagster as dg
 
+from offload_pipeline.defs.jobs import is_incremental
 from offload_pipeline.defs.metrics import push_last_run
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,9 @@ def offload_failure_hook(context: dg.HookContext) -> None:
 
 
 def _push(context: dg.HookContext) -> None:
+    run = context.instance.get_run_by_id(context.run_id)
+    if run is None or not is_incremental(run.tags):
+        return  # backfills are not offload attempts: their outcome is in the Dagster UI
     try:
         url = context.resources.offload.config.pushgateway_url
         push_last_run(url, context.instance, context.op.name, context.run_id)

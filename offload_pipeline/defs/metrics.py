@@ -29,6 +29,7 @@ from offload_pipeline.defs.attempts import (
     run_tables,
     will_retry,
 )
+from offload_pipeline.defs.checks import RECONCILIATION_CHECK
 from offload_pipeline.metrics import push
 from offload_pipeline.metrics.collect import (
     CycleTotals,
@@ -60,8 +61,7 @@ def last_run(instance: dg.DagsterInstance, table: str, run_id: str) -> LastRun |
     run_end = instance.get_run_stats(run_id).end_time
     finished = (marker and marker.end_time) or (stats and stats.end_time) or run_end or time.time()
     started = (marker and marker.start_time) or (stats and stats.start_time) or finished
-    latest = instance.get_latest_materialization_event(dg.AssetKey(table))
-    last_success_at = latest.timestamp if latest is not None else None
+    last_success_at = _last_offload_success(instance, table)
     if success:
         rows = 0
         if stats and stats.materialization_events:
@@ -81,6 +81,19 @@ def push_last_run(url: str, instance: dg.DagsterInstance, table: str, run_id: st
     if facts is None:
         return False
     return push.push_table(url, table, last_run_families(table, facts))
+
+
+def _last_offload_success(instance: dg.DagsterInstance, table: str) -> float | None:
+    """When ``table`` last materialized from an offload (backfill materializations skipped)."""
+    records = instance.fetch_materializations(
+        dg.AssetKey(table), limit=CONSECUTIVE_FAILURES_LOOKBACK_RUNS, ascending=False
+    ).records
+    for record in records:
+        materialization = record.asset_materialization
+        mode = materialization.metadata.get("mode") if materialization else None
+        if mode is None or mode.value != "backfill":
+            return record.timestamp
+    return None
 
 
 def _step_stats(instance: dg.DagsterInstance, run_id: str, table: str):  # noqa: ANN202
@@ -174,7 +187,9 @@ def metrics_tick(
     sink = IcebergSink(config.catalog)
     results = [
         push.push_table(
-            url, spec.name, table_families(spec.name, state.tables[spec.name], measure(spec, sink))
+            url,
+            spec.name,
+            table_families(spec.name, state.tables[spec.name], measure(spec, sink, instance)),
         )
         for spec in config.tables
     ]
@@ -191,8 +206,9 @@ def metrics_tick(
     return TickReport(runs, len(names), sum(results), results.count(False), deleted)
 
 
-def measure(spec: TableSpec, sink: IcebergSink) -> TableState:
-    """What Iceberg and the hot tier say about ``spec`` now, in metric units."""
+def measure(spec: TableSpec, sink: IcebergSink, instance: dg.DagsterInstance) -> TableState:
+    """What Iceberg, the hot tier and the last reconciliation say about ``spec``, in metric
+    units."""
     seen = observe(spec, sink)
     for error in seen.errors:
         log.warning("metrics: %s", error)
@@ -205,7 +221,18 @@ def measure(spec: TableSpec, sink: IcebergSink) -> TableState:
         source_max_ts=_seconds(seen.source_max_ts),
         snapshots=seen.snapshots if state else None,
         data_files=seen.data_files,
+        reconciliation_delta_rows=reconciliation_delta(instance, spec.name),
     )
+
+
+def reconciliation_delta(instance: dg.DagsterInstance, table: str) -> int | None:
+    """``delta_rows`` of the table's latest reconciliation check (None: never checked)."""
+    key = dg.AssetCheckKey(dg.AssetKey(table), RECONCILIATION_CHECK)
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+    event = record.event.dagster_event if record and record.event else None
+    evaluation = event.event_specific_data if event else None
+    delta = getattr(evaluation, "metadata", {}).get("delta_rows")
+    return int(delta.value) if delta is not None else None
 
 
 def _seconds(us: int | None) -> float | None:

@@ -7,7 +7,9 @@ from functools import cached_property
 import dagster as dg
 
 from offload_pipeline.config import Config, TableSpec, load_config
+from offload_pipeline.core.backfill import BackfillResult, backfill_range
 from offload_pipeline.core.offload import OffloadResult, offload_table
+from offload_pipeline.core.reconcile import ClosedWindowCheck, check_closed_windows
 from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.core.sources import open_source
 
@@ -36,4 +38,25 @@ class OffloadResource(dg.ConfigurableResource):
             batch_rows=run.batch_rows,
             lock_dir=run.lock_dir,
             lock_timeout_s=run.lock_timeout_seconds,
+        )
+
+    def backfill(self, spec: TableSpec, start_ts: int, end_ts: int, run_id: str) -> BackfillResult:
+        """Replace ``[start_ts, end_ts)`` of ``spec`` under its writer lock."""
+        run = self.config.run
+        return backfill_range(
+            spec,
+            open_source(spec.source),
+            self.sink,
+            start_ts,
+            end_ts,
+            run_id=run_id,
+            batch_rows=run.batch_rows,
+            lock_dir=run.lock_dir,
+            lock_timeout_s=run.lock_timeout_seconds,
+        )
+
+    def check(self, spec: TableSpec) -> ClosedWindowCheck:
+        """Reconcile the closed windows of ``spec``."""
+        return check_closed_windows(
+            spec, open_source(spec.source), self.sink, days=self.config.reconcile_days
         )

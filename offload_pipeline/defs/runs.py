@@ -8,12 +8,13 @@ host and pid; the next one fails the dead ones and frees their slots before it s
 import os
 import socket
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
 from offload_pipeline.config import Config
-from offload_pipeline.defs.jobs import BRONZE_JOB
+from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, partition_of
 
 HOST_TAG = "offload/host"
 PID_TAG = "offload/pid"
@@ -59,8 +60,9 @@ def run_cycle(
     result = job.execute_in_process(
         instance=instance,
         asset_selection=[dg.AssetKey(name) for name in names],
+        partition_key=partition_of(datetime.now(UTC)),
         raise_on_error=False,
-        tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        tags={**INCREMENTAL_TAGS, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
     )
     outcomes = {name: TableOutcome(name, success=False, error_type="run_failure") for name in names}
     for event in result.get_asset_materialization_events():

@@ -144,6 +144,7 @@ class TableState:
     snapshots: int | None = None
     data_files: int | None = None
     schema_changes_total: int | None = None
+    reconciliation_delta_rows: int | None = None
 
     @property
     def lag_seconds(self) -> float | None:
@@ -204,6 +205,7 @@ def table_families(table: str, totals: TableTotals, state: TableState) -> Iterat
         ("offload_lag_seconds", state.lag_seconds),
         ("offload_iceberg_snapshots", state.snapshots),
         ("offload_iceberg_data_files", state.data_files),
+        ("offload_reconciliation_delta_rows", state.reconciliation_delta_rows),
     ):
         if value is not None:
             family = _family(spec(name))

@@ -16,7 +16,7 @@ TABLE_LABELS = ("table", "layer")
 
 Kind = Literal["counter", "gauge", "histogram"]
 Scope = Literal["table", "pipeline"]
-Owner = Literal["hook", "sensor", "maintenance", "reconciliation"]
+Owner = Literal["hook", "sensor", "maintenance"]
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ METRICS: tuple[MetricSpec, ...] = (
         "gauge",
         "Hot-tier rows minus Iceberg rows over the last reconciled closed window.",
         "table",
-        "reconciliation",
+        "sensor",
     ),
     MetricSpec(
         "offload_schema_changes_total",

@@ -32,9 +32,9 @@ DASHBOARD_FILE = ROOT / "docker" / "grafana" / "dashboards" / "iceberg-offload.j
 GUIDE = ROOT / "docs" / "monitoring.md"
 EMPTY_WHILE_HEALTHY = "# empty while healthy"
 BROKEN = DEMO_TABLES[1]
-# pushed by later features (reconciliation checks, maintenance), not by hooks or sensors yet: a
+# pushed by the maintenance job, not by hooks or sensors: a
 # panel querying only these would be empty here, so the dashboard has none (tests/rules checks)
-NOT_YET_PUSHED = {m.name for m in METRICS if m.owner in ("reconciliation", "maintenance")}
+NOT_YET_PUSHED = {m.name for m in METRICS if m.owner == "maintenance"}
 # Grafana's variables as the test substitutes them: All tables, a 1-minute rate window (the
 # test Prometheus scrapes every second)
 RATE_INTERVAL = "1m"

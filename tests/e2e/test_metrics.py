@@ -22,8 +22,8 @@ from tests.conftest import promql
 
 pytestmark = pytest.mark.e2e
 BINANCE, KRAKEN, COINBASE = DEMO_TABLES
-# pushed by later features (reconciliation checks, maintenance), not by hooks or sensors yet
-NOT_YET_PUSHED = {m.name for m in METRICS if m.owner in ("reconciliation", "maintenance")}
+# pushed by the maintenance job (not by hooks or sensors)
+NOT_YET_PUSHED = {m.name for m in METRICS if m.owner == "maintenance"}
 
 
 def samples(pushgateway) -> dict[tuple[str, frozenset], float]:

@@ -6,6 +6,7 @@ import sqlite3
 import pytest
 from pyiceberg.catalog import load_catalog
 
+from offload_pipeline.core.window import MICROS, iso
 from offload_pipeline.feed import DEMO_TABLES
 
 pytestmark = pytest.mark.integration
@@ -97,3 +98,38 @@ def test_every_verb_has_help(project):
     for verb in ("seed", "generate", "run", "status", "verify", "push-metrics", "demo"):
         out = project.cli(verb, "--help")
         assert out.returncode == 0 and "Usage:" in out.stdout, verb
+
+
+def test_backfill_repairs_late_rows_and_refuses_the_open_range(project):
+    project.seed(1_000, table=DEMO_TABLES[0])
+    assert project.cli("run", "--table", DEMO_TABLES[0]).returncode == 0
+    wm = project.state().watermark.cursor.ts
+    project.seed(200, table=DEMO_TABLES[0], late_fraction=0.5, watermarks={DEMO_TABLES[0]: wm})
+    assert project.cli("run", "--table", DEMO_TABLES[0]).returncode == 0
+    assert project.cli("verify", "--table", DEMO_TABLES[0]).returncode == 1
+
+    start, end = iso(wm - 3_600 * MICROS), iso(wm)
+    args = ("backfill", "--table", DEMO_TABLES[0], "--start", start, "--end", end)
+    repaired = project.cli(*args)
+    assert repaired.returncode == 0, repaired.stderr
+    added = project.state().late_rows_total
+    assert f"rows_added={added}" in repaired.stdout and added > 0
+    assert project.cli("verify", "--table", DEMO_TABLES[0]).returncode == 0
+    again = project.cli(*args)
+    assert "rows_added=0" in again.stdout
+
+    beyond = project.cli(
+        "backfill", "--table", DEMO_TABLES[0], "--start", start, "--end", "2999-01-01"
+    )
+    assert beyond.returncode == 1
+    assert (
+        "error_type=config_invalid" in beyond.stderr
+        and "beyond the committed watermark" in beyond.stderr
+    )
+    garbled = project.cli(
+        "backfill", "--table", DEMO_TABLES[0], "--start", "yesterday", "--end", end
+    )
+    assert (
+        garbled.returncode == 1
+        and "--start: 'yesterday' is not an ISO-8601 instant" in garbled.stderr
+    )

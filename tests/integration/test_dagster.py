@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from offload_pipeline.config import load_config
 from offload_pipeline.definitions import build_definitions
 from offload_pipeline.defs.assets import pool_name
-from offload_pipeline.defs.jobs import BRONZE_JOB
+from offload_pipeline.defs.jobs import BRONZE_JOB, MODE_TAG
 from offload_pipeline.defs.runs import run_cycle
 from offload_pipeline.defs.schedules import BRONZE_SCHEDULE
 from offload_pipeline.feed import DEMO_TABLES
@@ -49,6 +50,17 @@ def test_one_asset_per_table_with_group_kind_pool_and_retry(project):
         assert asset.group_names_by_key[dg.AssetKey(name)] == "bronze"
         assert "iceberg" in asset.specs_by_key[dg.AssetKey(name)].kinds
         assert asset.op.pool == pool_name(name)
+        assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+        assert asset.partitions_def.start.strftime("%Y-%m-%d") == project.config.partitions_start
+        policy = asset.specs_by_key[dg.AssetKey(name)].freshness_policy
+        assert (policy.warn_window.seconds, policy.fail_window.seconds) == (1200, 1800)
+        check_keys = {k.name for k in asset.check_keys} | {
+            k.name
+            for c in defs.asset_checks or []
+            for k in c.check_keys
+            if k.asset_key.path == [name]
+        }
+        assert "reconciliation" in check_keys
     job = defs.resolve_job_def(BRONZE_JOB)
     assert job.tags["dagster/max_runtime"] == "1800"
     schedule = defs.resolve_schedule_def(BRONZE_SCHEDULE)
@@ -59,10 +71,17 @@ def test_one_asset_per_table_with_group_kind_pool_and_retry(project):
 def test_schedule_tick_requests_a_run_of_the_bronze_job(project):
     defs = build_definitions(project.config)
     schedule = defs.resolve_schedule_def(BRONZE_SCHEDULE)
+    tick = datetime(2026, 3, 4, 23, 45, tzinfo=UTC)
     with dg.DagsterInstance.get() as instance:
-        context = dg.build_schedule_context(instance=instance)
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=tick,
+            repository_def=defs.get_repository_def(),
+        )
         result = schedule.evaluate_tick(context)
-    assert len(result.run_requests) == 1
+    (request,) = result.run_requests
+    assert request.partition_key == "2026-03-04"
+    assert request.tags[MODE_TAG] == "incremental"
     assert schedule.job_name == BRONZE_JOB
 
 

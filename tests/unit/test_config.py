@@ -85,6 +85,14 @@ BAD = {
         "catalog.properties.password: environment variable OFFLOAD_TEST_UNSET_SECRET is not set",
     ),
     "no tables": (lambda d: d.update(tables=[]), "tables: must be a non-empty list"),
+    "backfill start not a date": (
+        lambda d: d.update(backfill={"start_date": "last year"}),
+        "backfill: start_date: 'last year' is not a date (YYYY-MM-DD)",
+    ),
+    "reconciliation days below one": (
+        lambda d: d.update(reconciliation={"days": 0}),
+        "reconciliation: days: 0 must be a number >= 1",
+    ),
     "schedule enabled not a bool": (
         lambda d: d.update(schedule={"enabled": "no"}),
         "schedule: enabled: must be true or false, got 'no'",

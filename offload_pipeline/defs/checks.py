@@ -1,0 +1,86 @@
+"""The reconciliation asset check of each bronze table.
+
+No ``from __future__ import annotations`` here: Dagster inspects the resource annotation at runtime.
+"""
+
+import dagster as dg
+
+from offload_pipeline.config import TableSpec
+from offload_pipeline.core.reconcile import ClosedWindowCheck
+from offload_pipeline.defs.resources import OffloadResource
+from offload_pipeline.errors import OffloadError
+
+RECONCILIATION_CHECK = "reconciliation"
+
+
+def build_reconciliation_check(spec: TableSpec) -> dg.AssetChecksDefinition:
+    """After each run: the hot tier against Iceberg over closed windows (see ``core.reconcile``).
+
+    WARN for late rows (a backfill repairs them), ERROR for duplicates or rows lost.
+    """
+
+    @dg.asset_check(
+        asset=spec.name,
+        name=RECONCILIATION_CHECK,
+        blocking=False,
+        description=(
+            "Hot tier vs Iceberg over closed windows: per-day counts and the keys of the most "
+            "recent window. WARN: late rows (backfill them); ERROR: duplicates or missing rows."
+        ),
+    )
+    def _check(offload: OffloadResource) -> dg.AssetCheckResult:
+        try:
+            check = offload.check(spec)
+        except OffloadError as e:
+            # unable to compare is not a mismatch; the offload's own failure reports the cause
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"could not reconcile: {e}",
+                metadata={"error_type": e.error_type},
+            )
+        return dg.AssetCheckResult(
+            passed=check.severity == "ok",
+            severity=(
+                dg.AssetCheckSeverity.ERROR
+                if check.severity == "error"
+                else dg.AssetCheckSeverity.WARN
+            ),
+            description=check_description(check),
+            metadata=check_metadata(check),
+        )
+
+    return _check
+
+
+def check_description(check: ClosedWindowCheck) -> str:
+    if check.severity == "ok":
+        return f"{len(check.days)} day(s) and the recent window match"
+    parts = [f"delta {check.delta_rows} row(s) (hot tier minus Iceberg)"]
+    if check.duplicate_rows:
+        parts.append(f"{check.duplicate_rows} duplicate row(s)")
+    if check.unexpected_keys:
+        parts.append(f"{check.unexpected_keys} key(s) not in the hot tier")
+    if check.missing_rows:
+        parts.append(
+            f"{check.missing_rows} missing row(s), {check.late_rows_outstanding} late row(s) "
+            "counted and not yet backfilled"
+        )
+    return "; ".join(parts) + ": backfill the affected days (docs/runbooks)"
+
+
+def check_metadata(check: ClosedWindowCheck) -> dict[str, object]:
+    """Numeric results (``delta_rows`` becomes ``offload_reconciliation_delta_rows``)."""
+    mismatched = [d.day for d in check.days if d.delta_rows]
+    metadata: dict[str, object] = {
+        "delta_rows": dg.MetadataValue.int(check.delta_rows),
+        "missing_rows": dg.MetadataValue.int(check.missing_rows),
+        "missing_keys": dg.MetadataValue.int(check.missing_keys),
+        "duplicate_rows": dg.MetadataValue.int(check.duplicate_rows),
+        "unexpected_keys": dg.MetadataValue.int(check.unexpected_keys),
+        "late_rows_outstanding": dg.MetadataValue.int(check.late_rows_outstanding),
+        "days_checked": dg.MetadataValue.int(len(check.days)),
+        "mismatched_days": ", ".join(mismatched) or None,
+        "recent_window": check.recent,
+    }
+    return {key: value for key, value in metadata.items() if value is not None}

@@ -1,6 +1,7 @@
 """Backfills against a real SQLite hot tier and a real Iceberg table: idempotent, repairing,
 guarded by the writer lock, and refused where they could do harm."""
 
+import signal
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -155,3 +156,31 @@ def test_backfill_adds_a_new_column_like_the_offload(three_days):
     backfilled = iceberg.scan(row_filter=result.range.row_filter()).to_arrow()
     assert set(backfilled["venue"].to_pylist()) == {"spot"}
     assert result.rows_written == backfilled.num_rows
+
+
+@pytest.mark.parametrize(
+    "point", ["append.after", "append.after@3", "commit.before", "commit.after"]
+)
+def test_a_killed_backfill_leaves_the_range_old_or_repaired_never_half(three_days, point):
+    from tests.conftest import worker_result
+
+    project = three_days
+    wm = project.state().watermark.cursor.ts
+    project.seed(600, late_fraction=0.5, watermarks={TABLE: wm})
+    project.offload()
+    state = project.state()
+    broken = project.reconcile()
+    assert broken.missing_keys == state.late_rows_total > 0
+    kwargs = {"backfill": [_midnight(3), wm], "batch_rows": 500}
+
+    code, _ = worker_result(project.worker(failpoint=point, **kwargs))
+
+    assert code == -signal.SIGKILL
+    after = project.reconcile()
+    assert after.duplicate_rows == 0 and after.unexpected_keys == 0
+    assert after.missing_keys in (0, broken.missing_keys)  # all or nothing
+    assert (after.missing_keys == 0) == (point == "commit.after")
+    assert project.state().watermark == state.watermark
+    code, out = worker_result(project.worker(**kwargs))
+    assert code == 0, out
+    assert project.reconcile().ok

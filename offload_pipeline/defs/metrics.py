@@ -18,6 +18,7 @@ from dagster._core.execution.stats import StepEventStatus
 
 from offload_pipeline import __version__
 from offload_pipeline.config import Config, TableSpec
+from offload_pipeline.core.maintenance import small_file_threshold
 from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.core.status import observe
 from offload_pipeline.core.window import MICROS
@@ -174,7 +175,13 @@ def metrics_tick(
     sink = IcebergSink(config.catalog)
     results = [
         push.push_table(
-            url, spec.name, table_families(spec.name, state.tables[spec.name], measure(spec, sink))
+            url,
+            spec.name,
+            table_families(
+                spec.name,
+                state.tables[spec.name],
+                measure(spec, sink, small_file_threshold(config.maintenance)),
+            ),
         )
         for spec in config.tables
     ]
@@ -191,9 +198,9 @@ def metrics_tick(
     return TickReport(runs, len(names), sum(results), results.count(False), deleted)
 
 
-def measure(spec: TableSpec, sink: IcebergSink) -> TableState:
+def measure(spec: TableSpec, sink: IcebergSink, small_file_bytes: int | None = None) -> TableState:
     """What Iceberg and the hot tier say about ``spec`` now, in metric units."""
-    seen = observe(spec, sink)
+    seen = observe(spec, sink, small_file_bytes)
     for error in seen.errors:
         log.warning("metrics: %s", error)
     state = seen.state
@@ -205,6 +212,8 @@ def measure(spec: TableSpec, sink: IcebergSink) -> TableState:
         source_max_ts=_seconds(seen.source_max_ts),
         snapshots=seen.snapshots if state else None,
         data_files=seen.data_files,
+        small_file_ratio=seen.small_file_ratio if state else None,
+        last_maintenance_ts=(seen.maintained_at or 0.0) if state else None,
     )
 
 

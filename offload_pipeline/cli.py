@@ -1,7 +1,7 @@
 """``offload-pipeline``: the command line of the pipeline (contract §2).
 
-Verbs call the offload core; only ``run`` and ``demo`` touch Dagster, imported inside them so the
-other verbs start fast.
+Verbs call the offload core; only ``run``, ``maintain``, ``push-metrics`` and ``demo`` touch
+Dagster, imported inside them so the other verbs start fast.
 """
 
 from __future__ import annotations
@@ -196,6 +196,48 @@ def run(obj: _Context, tables: tuple[str, ...]) -> None:
             click.echo(
                 f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
                 err=True,
+            )
+    if not all(o.success for o in outcomes):
+        sys.exit(1)
+
+
+@main.command()
+@table_option
+@pass_ctx
+def maintain(obj: _Context, tables: tuple[str, ...]) -> None:
+    """Iceberg maintenance now: compact small files, expire old snapshots, remove orphan files.
+
+    Executes the maintenance job in this process, recorded in the Dagster instance; each table's
+    step waits for its offload pool slot and writer lock, so it never overlaps an offload."""
+    _default_dagster_home(obj)
+    import dagster as dg
+
+    from offload_pipeline.definitions import build_definitions
+    from offload_pipeline.defs.maintenance import run_maintenance
+
+    config = obj.config
+    names = [spec.name for spec in obj.tables(tables)]
+    with dg.DagsterInstance.get() as instance:
+        outcomes = run_maintenance(build_definitions(config), config, instance, names)
+    for outcome in outcomes:
+        m = outcome.metadata
+        if not outcome.success:
+            click.echo(
+                f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
+                err=True,
+            )
+        elif not m.get("table_exists"):
+            click.echo(f"{outcome.table}: ok, no Iceberg table yet (nothing to maintain)")
+        else:
+            click.echo(
+                f"{outcome.table}: ok "
+                f"snapshots={m['snapshots_before']}->{m['snapshots_after']} "
+                f"data_files={m['data_files_before']}->{m['data_files_after']} "
+                f"small_file_ratio={m['small_file_ratio_before']:.2f}->"
+                f"{m['small_file_ratio_after']:.2f} "
+                f"compacted={m['files_compacted']} expired={m['snapshots_expired']} "
+                f"orphans_removed={m['orphans_removed']} ({m['orphan_bytes_removed']} bytes) "
+                f"seconds={m['duration_seconds']}"
             )
     if not all(o.success for o in outcomes):
         sys.exit(1)

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -93,6 +94,19 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class MaintenanceSpec:
+    """Iceberg maintenance: when it runs and what it keeps (``maintenance:`` in the config)."""
+
+    cron: str = "30 3 * * *"
+    enabled: bool = True
+    """Whether the maintenance schedule starts RUNNING (default: as ``schedule.enabled``)."""
+    snapshot_retention_days: float = 7.0
+    min_snapshots_to_keep: int = 10
+    target_file_size_bytes: int = 128 * 1024 * 1024
+    orphan_min_age_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole parsed config."""
 
@@ -109,6 +123,7 @@ class Config:
     """First day (UTC) of the daily partitions the Dagster UI offers for backfills."""
     reconcile_days: int = 7
     """Days before the watermark the reconciliation check compares by count."""
+    maintenance: MaintenanceSpec = field(default_factory=MaintenanceSpec)
 
     def table(self, name: str) -> TableSpec:
         for spec in self.tables:
@@ -155,6 +170,7 @@ def parse_config(raw: Any, file: Path) -> Config:
             "tables",
             "backfill",
             "reconciliation",
+            "maintenance",
         },
         "config",
     )
@@ -176,6 +192,7 @@ def parse_config(raw: Any, file: Path) -> Config:
     reconciliation = _mapping(top.get("reconciliation", {}), "reconciliation")
     _no_unknown(reconciliation, {"days"}, "reconciliation")
     reconcile_days = _number(reconciliation, "days", "reconciliation", 7, minimum=1)
+    maintenance = _parse_maintenance(top.get("maintenance", {}), enabled)
 
     raw_tables = top.get("tables")
     if not isinstance(raw_tables, list) or not raw_tables:
@@ -208,6 +225,7 @@ def parse_config(raw: Any, file: Path) -> Config:
         partitions_start=partitions_start,
         reconcile_days=int(reconcile_days),
         pushgateway_url=str(url).rstrip("/"),
+        maintenance=maintenance,
     )
 
 
@@ -327,6 +345,36 @@ def _parse_run(raw: Any, base: Path) -> RunSpec:
         ),
         retry_delay_seconds=_number(
             retry, "delay_seconds", "run.retry", defaults.retry_delay_seconds, minimum=0
+        ),
+    )
+
+
+def _parse_maintenance(raw: Any, schedule_enabled: bool) -> MaintenanceSpec:
+    where = "maintenance"
+    body = _mapping(raw, where)
+    defaults = MaintenanceSpec()
+    _no_unknown(body, {f.name for f in dataclass_fields(MaintenanceSpec)}, where)
+    cron = body.get("cron", defaults.cron)
+    if not isinstance(cron, str) or len(cron.split()) != 5:
+        raise ConfigInvalidError(f"{where}: cron: {cron!r} must be a 5-field cron expression")
+    enabled = body.get("enabled", schedule_enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigInvalidError(f"{where}: enabled: must be true or false, got {enabled!r}")
+    min_keep = _number(body, "min_snapshots_to_keep", where, defaults.min_snapshots_to_keep, 1)
+    target = _number(body, "target_file_size_bytes", where, defaults.target_file_size_bytes, 1)
+    for key, value in (("min_snapshots_to_keep", min_keep), ("target_file_size_bytes", target)):
+        if value != int(value):
+            raise ConfigInvalidError(f"{where}: {key}: {value!r} must be a whole number")
+    return MaintenanceSpec(
+        cron=cron,
+        enabled=enabled,
+        snapshot_retention_days=_number(
+            body, "snapshot_retention_days", where, defaults.snapshot_retention_days, minimum=0
+        ),
+        min_snapshots_to_keep=int(min_keep),
+        target_file_size_bytes=int(target),
+        orphan_min_age_seconds=_number(
+            body, "orphan_min_age_seconds", where, defaults.orphan_min_age_seconds, minimum=0
         ),
     )
 

@@ -679,6 +679,82 @@ def build(thresholds: dict[str, float] | None = None) -> dict[str, Any]:
         h=6,
     )
 
+    layout.add(
+        panel(
+            "timeseries",
+            "Small-file ratio",
+            "Share of live data files that maintenance would compact: below 75 % of the target "
+            "file size and sharing a partition with another such file. Climbs between "
+            "maintenances, drops to about 0 after one.",
+            [target(f"offload_iceberg_small_file_ratio{{{per_table}}}", "{{table}}")],
+            "percentunit",
+            options=series_options(),
+            custom=lines(),
+            extra_defaults={"min": 0, "max": 1},
+        ),
+        w=12,
+        h=6,
+    )
+    layout.add(
+        panel(
+            "stat",
+            "Since last maintenance",
+            "Time since the table's last successful Iceberg maintenance ended (no data: never "
+            f"maintained). Orange above {_duration(th['maintenance_max_age_seconds'])} "
+            "(IcebergOffloadMaintenanceOverdue).",
+            [
+                target(
+                    f"time() - (offload_last_maintenance_timestamp_seconds{{{per_table}}} > 0)",
+                    "{{table}}",
+                )
+            ],
+            "s",
+            steps(("orange", th["maintenance_max_age_seconds"])),
+            runbook("maintenance.md#icebergoffloadmaintenanceoverdue", "maintenance overdue"),
+            stat_options(colorMode="background"),
+        ),
+        w=6,
+        h=6,
+    )
+    layout.add(
+        panel(
+            "stat",
+            "Reconciliation delta",
+            "Hot-tier rows minus Iceberg rows over the closed windows the last reconciliation "
+            "check compared (0: equal; positive: missing in Iceberg, e.g. late rows; negative: "
+            "duplicates or rows the hot tier no longer holds). Orange when not 0 "
+            "(IcebergOffloadReconciliationMismatch). The check's detail is in the Dagster UI.",
+            [target(f"offload_reconciliation_delta_rows{{{per_table}}}", "{{table}}")],
+            "short",
+            steps(),
+            runbook("reconciliation.md#icebergoffloadreconciliationmismatch", "reconciliation"),
+            stat_options(colorMode="background"),
+            # the alert fires on any non-zero delta, either sign: value mappings, not thresholds
+            extra_defaults={
+                "mappings": [
+                    {"type": "value", "options": {"0": {"color": "green", "index": 0}}},
+                    {
+                        "type": "range",
+                        "options": {
+                            "from": 0.5,
+                            "to": 1e15,
+                            "result": {"color": "orange", "index": 1},
+                        },
+                    },
+                    {
+                        "type": "range",
+                        "options": {
+                            "from": -1e15,
+                            "to": -0.5,
+                            "result": {"color": "orange", "index": 2},
+                        },
+                    },
+                ]
+            },
+        ),
+        w=6,
+        h=6,
+    )
     return {
         "annotations": {
             "list": [

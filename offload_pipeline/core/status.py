@@ -8,6 +8,7 @@ from typing import Any
 from pyiceberg.table.snapshots import Snapshot
 
 from offload_pipeline.config import Config, TableSpec, redact
+from offload_pipeline.core.maintenance import last_maintenance, live_data_files, small_file_ratio
 from offload_pipeline.core.sink import IcebergSink, TableState, read_state
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import MICROS, iso
@@ -28,6 +29,10 @@ class Observation:
     snapshots: int = 0
     source_max_ts: int | None = None
     errors: tuple[OffloadError, ...] = ()
+    small_file_ratio: float | None = None
+    """measured only when ``observe`` is given a small-file size"""
+    maintained_at: float | None = None
+    """end of the last successful maintenance (epoch seconds); None if never"""
 
     @property
     def iceberg_rows(self) -> int | None:
@@ -59,8 +64,9 @@ class Observation:
         return summary.additional_properties if summary else {}
 
 
-def observe(spec: TableSpec, sink: IcebergSink) -> Observation:
-    """Read ``spec``'s committed state from Iceberg and its newest event time from the hot tier."""
+def observe(spec: TableSpec, sink: IcebergSink, small_file_bytes: int | None = None) -> Observation:
+    """Read ``spec``'s committed state from Iceberg and its newest event time from the hot tier
+    (and, given ``small_file_bytes``, the share of small files, which reads the manifests)."""
     values: dict[str, Any] = {}
     errors: list[OffloadError] = []
     try:
@@ -70,7 +76,11 @@ def observe(spec: TableSpec, sink: IcebergSink) -> Observation:
                 "state": read_state(table),
                 "snapshot": table.current_snapshot(),
                 "snapshots": len(table.snapshots()),
+                "maintained_at": last_maintenance(table),
             }
+            if small_file_bytes is not None:
+                ratio = small_file_ratio(live_data_files(table), small_file_bytes)
+                values["small_file_ratio"] = ratio
     except OffloadError as e:
         errors.append(e)
     try:

@@ -18,6 +18,7 @@ from dagster._core.execution.stats import StepEventStatus
 
 from offload_pipeline import __version__
 from offload_pipeline.config import Config, TableSpec
+from offload_pipeline.core.maintenance import small_file_threshold
 from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.core.status import observe
 from offload_pipeline.core.window import MICROS
@@ -189,7 +190,11 @@ def metrics_tick(
         push.push_table(
             url,
             spec.name,
-            table_families(spec.name, state.tables[spec.name], measure(spec, sink, instance)),
+            table_families(
+                spec.name,
+                state.tables[spec.name],
+                measure(spec, sink, instance, small_file_threshold(config.maintenance)),
+            ),
         )
         for spec in config.tables
     ]
@@ -206,10 +211,15 @@ def metrics_tick(
     return TickReport(runs, len(names), sum(results), results.count(False), deleted)
 
 
-def measure(spec: TableSpec, sink: IcebergSink, instance: dg.DagsterInstance) -> TableState:
+def measure(
+    spec: TableSpec,
+    sink: IcebergSink,
+    instance: dg.DagsterInstance,
+    small_file_bytes: int | None = None,
+) -> TableState:
     """What Iceberg, the hot tier and the last reconciliation say about ``spec``, in metric
     units."""
-    seen = observe(spec, sink)
+    seen = observe(spec, sink, small_file_bytes)
     for error in seen.errors:
         log.warning("metrics: %s", error)
     state = seen.state
@@ -222,6 +232,8 @@ def measure(spec: TableSpec, sink: IcebergSink, instance: dg.DagsterInstance) ->
         snapshots=seen.snapshots if state else None,
         data_files=seen.data_files,
         reconciliation_delta_rows=reconciliation_delta(instance, spec.name),
+        small_file_ratio=seen.small_file_ratio if state else None,
+        last_maintenance_ts=(seen.maintained_at or 0.0) if state else None,
     )
 
 

@@ -145,6 +145,9 @@ class TableState:
     data_files: int | None = None
     schema_changes_total: int | None = None
     reconciliation_delta_rows: int | None = None
+    small_file_ratio: float | None = None
+    last_maintenance_ts: float | None = None
+    """0 for a table that exists but was never maintained"""
 
     @property
     def lag_seconds(self) -> float | None:
@@ -206,11 +209,19 @@ def table_families(table: str, totals: TableTotals, state: TableState) -> Iterat
         ("offload_iceberg_snapshots", state.snapshots),
         ("offload_iceberg_data_files", state.data_files),
         ("offload_reconciliation_delta_rows", state.reconciliation_delta_rows),
+        ("offload_iceberg_small_file_ratio", state.small_file_ratio),
+        # the maintenance op pushes it when it ends; re-pushed here from the Iceberg property
+        ("offload_last_maintenance_timestamp_seconds", state.last_maintenance_ts),
     ):
         if value is not None:
             family = _family(spec(name))
             family.add_metric([table, LAYER], value)
             yield family
+
+
+def maintenance_families(table: str, finished_at: float) -> Iterator[Metric]:
+    """What a maintenance pushes as soon as it ends."""
+    yield _gauge("offload_last_maintenance_timestamp_seconds", table, finished_at)
 
 
 def pipeline_families(

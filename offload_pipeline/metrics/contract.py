@@ -177,10 +177,19 @@ METRICS: tuple[MetricSpec, ...] = (
         "offload_iceberg_data_files", "gauge", "Live data files of the table.", "table", "sensor"
     ),
     MetricSpec(
+        "offload_iceberg_small_file_ratio",
+        "gauge",
+        "Share of live data files that compaction would rewrite (small, sharing a partition).",
+        "table",
+        "sensor",
+    ),
+    MetricSpec(
         "offload_last_maintenance_timestamp_seconds",
         "gauge",
-        "End of the last successful Iceberg maintenance.",
+        "End of the last successful Iceberg maintenance (0: never maintained).",
         "table",
+        # pushed when a maintenance ends; the sensor re-pushes the same value, read from the
+        # table's properties, so it survives Pushgateway restarts
         "maintenance",
     ),
     MetricSpec(

@@ -97,6 +97,42 @@ BAD = {
         lambda d: d.update(schedule={"enabled": "no"}),
         "schedule: enabled: must be true or false, got 'no'",
     ),
+    "unknown maintenance key": (
+        lambda d: d.update(maintenance={"retention_days": 3}),
+        "maintenance: unknown key 'retention_days'",
+    ),
+    "maintenance not a mapping": (
+        lambda d: d.update(maintenance="daily"),
+        "maintenance: must be a mapping, got str",
+    ),
+    "negative snapshot retention": (
+        lambda d: d.update(maintenance={"snapshot_retention_days": -1}),
+        "maintenance: snapshot_retention_days: -1 must be a number >= 0",
+    ),
+    "no snapshot kept": (
+        lambda d: d.update(maintenance={"min_snapshots_to_keep": 0}),
+        "maintenance: min_snapshots_to_keep: 0 must be a number >= 1",
+    ),
+    "fractional snapshots kept": (
+        lambda d: d.update(maintenance={"min_snapshots_to_keep": 2.5}),
+        "maintenance: min_snapshots_to_keep: 2.5 must be a whole number",
+    ),
+    "target file size not a number": (
+        lambda d: d.update(maintenance={"target_file_size_bytes": "128MB"}),
+        "maintenance: target_file_size_bytes: '128MB' must be a number >= 1",
+    ),
+    "negative orphan age": (
+        lambda d: d.update(maintenance={"orphan_min_age_seconds": -60}),
+        "maintenance: orphan_min_age_seconds: -60 must be a number >= 0",
+    ),
+    "maintenance cron malformed": (
+        lambda d: d.update(maintenance={"cron": "daily"}),
+        "maintenance: cron: 'daily' must be a 5-field cron expression",
+    ),
+    "maintenance enabled not a bool": (
+        lambda d: d.update(maintenance={"enabled": "yes"}),
+        "maintenance: enabled: must be true or false, got 'yes'",
+    ),
 }
 
 
@@ -151,3 +187,22 @@ def test_pushgateway_env_overrides_config(tmp_path, monkeypatch):
     assert load_config(path).pushgateway_url == ""  # the isolation fixture sets it empty
     monkeypatch.delenv("OFFLOAD_PUSHGATEWAY_URL")
     assert load_config(path).pushgateway_url == "http://a:9091"
+
+
+def test_maintenance_defaults_and_overrides(tmp_path):
+    defaults = load_config(write_config(tmp_path)).maintenance
+    assert (defaults.cron, defaults.enabled) == ("30 3 * * *", True)
+    assert (defaults.snapshot_retention_days, defaults.min_snapshots_to_keep) == (7.0, 10)
+    assert defaults.target_file_size_bytes == 128 * 1024 * 1024
+    assert defaults.orphan_min_age_seconds == 3600.0
+    # a deployment that starts its offload schedule stopped starts maintenance stopped too
+    stopped = load_config(write_config(tmp_path, schedule={"enabled": False})).maintenance
+    assert stopped.enabled is False
+    custom = load_config(
+        write_config(
+            tmp_path,
+            schedule={"enabled": False},
+            maintenance={"cron": "0 4 * * *", "enabled": True, "min_snapshots_to_keep": 3},
+        )
+    ).maintenance
+    assert (custom.cron, custom.enabled, custom.min_snapshots_to_keep) == ("0 4 * * *", True, 3)

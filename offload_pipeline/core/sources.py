@@ -2,7 +2,8 @@
 
 A source hands out *snapshots*: one consistent read in which the bound (max event time), the
 late-row counts and the rows themselves are all taken, so a row visible at the bound can never be
-skipped. New backends (PostgreSQL, ClickHouse) implement the same two small protocols.
+skipped. SQLite lives here; PostgreSQL (``core/postgres.py``) and ClickHouse
+(``core/clickhouse.py``) implement the same two small protocols.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def open_source(source: SourceSpec) -> HotTier:
     if source.kind == "sqlite":
         assert source.path is not None
         return SqliteHotTier(source.path)
+    if source.kind == "postgres":
+        from offload_pipeline.core.postgres import PostgresHotTier
+
+        return PostgresHotTier(source)
+    if source.kind == "clickhouse":
+        from offload_pipeline.core.clickhouse import ClickHouseHotTier
+
+        return ClickHouseHotTier(source)
     raise SourceUnavailableError(f"source '{source.name}': kind {source.kind!r} is not available")
 
 
@@ -218,7 +227,7 @@ class SqliteSnapshot:
             cursor.execute(sql, params)
             reader = cursor.fetch_record_batch()
             for batch in reader:
-                yield _conform(batch, schema, self._spec.name)
+                yield conform_batch(batch, schema, self._spec.name)
         except OffloadError:
             raise
         except Exception as e:
@@ -250,12 +259,14 @@ def _select_expression(field: pa.Field) -> str:
     return column
 
 
-def _conform(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
-    """Cast ADBC's value-inferred column types onto the declared schema."""
+def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
+    """Cast the driver's column types onto the declared schema (by position)."""
     if batch.schema.equals(schema):
         return batch
     columns = []
     for field, column in zip(schema, batch.columns, strict=True):
+        if isinstance(column.type, pa.BaseExtensionType):
+            column = column.storage  # e.g. PostgreSQL numeric: an opaque type over its text
         try:
             columns.append(column if column.type == field.type else column.cast(field.type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:

@@ -29,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 START_POSTGRES = ROOT / "scripts" / "start-postgres.sh"
 
 
-def start_postgres(data_dir: Path | None = None) -> str:
+def start_postgres(data_dir: Path | None = None, port: int | None = None) -> str:
     """A running PostgreSQL server (the script reuses or starts one); its URL. Fails loudly."""
     args = ["bash", str(START_POSTGRES)] + ([str(data_dir)] if data_dir else [])
+    args += [str(port)] if port else []
     done = subprocess.run(args, capture_output=True, text=True, timeout=180)
     if done.returncode != 0 or not done.stdout.strip():
         raise RuntimeError(
@@ -169,6 +170,18 @@ class PostgresHot:
         data = trades_table(stamps, seq, offset, rng, now_us)
         with adbc.connect(self.url, autocommit=True) as conn, conn.cursor() as cur:
             cur.adbc_ingest(table, data, mode="append")
+
+    def bulk_load(self, table: str, rows: int, span_seconds: float = 3600.0) -> None:
+        """``rows`` trades generated inside PostgreSQL (fast for large tables), ending 1 s ago."""
+        self.create_table(table)
+        self.execute(
+            f"INSERT INTO \"{table}\" SELECT ts, g, (ARRAY['BTCUSDT', 'ETHUSDT'])[g %% 2 + 1], "
+            "round((1000 + random() * 1000)::numeric, 8), round(random()::numeric, 8), "
+            "round((random() * 1000)::numeric, 8), ts, g, (g %% 6)::int, now() "
+            "FROM (SELECT g, now() - make_interval(secs => %s * (1 - g::float8 / %s)) "
+            "- interval '1 second' AS ts FROM generate_series(1, %s) g) s",
+            (span_seconds, rows, rows),
+        )
 
     @property
     def url(self) -> str:

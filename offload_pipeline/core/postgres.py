@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # ADBC's COPY reader cuts a batch after about this many bytes; the core regroups batches
-BATCH_BYTES = 8 * 2**20
+BATCH_BYTES = 4 * 2**20
 
 _NUMERIC = re.compile(r"^numeric\((\d+),(\d+)\)$")
 _PG_TYPES: dict[str, pa.DataType] = {

@@ -291,8 +291,9 @@ class ClickHouseSnapshot:
     def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
         c = self._spec.cursor
         schema = self.schema()
+        exprs = [select_expression(f, self._declared[f.name]) for f in schema]
         sql = read_sql(
-            self._db, self._spec.source_table, schema, c.event_time, c.tie_breaker, window
+            self._db, self._spec.source_table, exprs, c.event_time, c.tie_breaker, window
         )
         yield from self._stream(sql, schema)
 

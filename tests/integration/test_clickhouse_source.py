@@ -257,7 +257,7 @@ def test_unmappable_type_fails_naming_the_column(ch_project, chdb_client):
 def test_statement_timeout_is_a_typed_timeout_error(ch_project, chdb_client):
     ch_project.seed(50)
     db = ch_project.hot.database
-    # a view whose every row takes 50 ms (2.5 s for the table): a query slower than the 1 s statement timeout
+    # a view whose every row takes 50 ms: 2.5 s, slower than the 1 s statement timeout
     chdb_client.command(
         f"CREATE VIEW `{db}`.slow AS SELECT *, sleepEachRow(0.05) AS pause FROM `{db}`.`{TABLE}`"
     )

@@ -68,7 +68,7 @@ def bulk_load(url: str, rows: int) -> None:
         *postgres_table_ddl(TABLE),
         f"""INSERT INTO {TABLE}
         SELECT ts, g, (ARRAY['BTCUSDT','ETHUSDT','SOLUSDT','XRPUSDT'])[g % 4 + 1],
-               round((1000 + random() * 10000)::numeric, 8), round(random() * 10, 8)::numeric,
+               round((1000 + random() * 10000)::numeric, 8), round((random() * 10)::numeric, 8),
                round((random() * 10000000)::numeric, 8), ts - interval '1 ms', g, g % 6, ts
         FROM (SELECT g, now() - interval '2 days' + g * (interval '2 days' / {rows}) AS ts
               FROM generate_series(1, {rows}) g) s""",

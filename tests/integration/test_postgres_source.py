@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -229,6 +230,7 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Postg
     server = PostgresServer(start_postgres(data))
     yield server, data
     stop_postgres(data)
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_server_stopped_mid_run_is_source_unavailable_and_the_next_run_recovers(

@@ -25,7 +25,7 @@ lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install system-deps ## the whole test suite (real SQLite, Iceberg, Dagster, promtool, amtool)
+test: install system-deps ## the whole test suite (real SQLite, PostgreSQL, Iceberg, Dagster, promtool)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## only the fast tests without a marker
@@ -37,6 +37,7 @@ test-rules: install system-deps ## promtool/amtool checks of docker/ configs
 bench: install system-deps ## throughput, memory, fixed cost and metrics overhead (prints figures)
 	$(BIN)/python benchmarks/offload_throughput.py
 	$(BIN)/python benchmarks/metrics_overhead.py
+	$(BIN)/python benchmarks/postgres_throughput.py
 
 demo: install system-deps ## seed the embedded hot tier, start the feed and the Dagster UI
 	$(BIN)/offload-pipeline demo

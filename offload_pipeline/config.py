@@ -24,24 +24,71 @@ PUSHGATEWAY_ENV = "OFFLOAD_PUSHGATEWAY_URL"
 DEFAULT_CONFIG = "offload.yaml"
 
 SourceKind = Literal["sqlite", "postgres", "clickhouse"]
-IMPLEMENTED_SOURCE_KINDS = ("sqlite",)
+IMPLEMENTED_SOURCE_KINDS = ("sqlite", "postgres", "clickhouse")
 CATALOG_TYPES = ("sql", "rest", "glue", "hive", "dynamodb", "in-memory", "bigquery")
 PARTITION_TRANSFORMS = ("identity", "year", "month", "day", "hour")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _PARTITION = re.compile(r"^\s*(\w+)\s*\(\s*(\w+)\s*\)\s*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _SECRET_KEY = re.compile(r"password|secret|token|credential|private", re.IGNORECASE)
+
+
+# keys of a source besides `kind`, per kind, and the defaults of the optional ones
+SOURCE_KEYS: dict[str, set[str]] = {
+    "sqlite": {"path"},
+    "postgres": {
+        "host",
+        "port",
+        "database",
+        "user",
+        "password",
+        "schema",
+        "sslmode",
+        "connect_timeout_seconds",
+        "statement_timeout_seconds",
+    },
+    "clickhouse": {
+        "host",
+        "port",
+        "database",
+        "user",
+        "password",
+        "secure",
+        "connect_timeout_seconds",
+        "statement_timeout_seconds",
+    },
+}
+DEFAULT_PORTS = {"postgres": 5432, "clickhouse": 8123}
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 600.0
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Where a hot-tier table lives."""
+    """Where a hot-tier table lives: a SQLite file, or a PostgreSQL or ClickHouse server."""
 
     name: str
     kind: SourceKind
     path: Path | None = None
     """SQLite database file (sqlite only)."""
+    host: str = ""
+    port: int = 0
+    database: str = ""
+    user: str = ""
+    password: str = field(default="", repr=False)
+    """read from the environment (`${VAR}` in the file); never printed"""
+    schema: str = "public"
+    """PostgreSQL schema of the source tables"""
+    sslmode: str = ""
+    """PostgreSQL `sslmode` (libpq default when empty)"""
+    secure: bool = False
+    """ClickHouse over HTTPS"""
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    statement_timeout_seconds: float = DEFAULT_STATEMENT_TIMEOUT_SECONDS
+    """longest a single query may run on the server before it fails with `error_type=timeout`"""
 
 
 @dataclass(frozen=True)
@@ -261,7 +308,6 @@ def _parse_sources(raw: Any, base: Path) -> dict[str, SourceSpec]:
         where = f"sources.{name}"
         check_identifier(name, where)
         body = _mapping(body, where)
-        _no_unknown(body, {"kind", "path"}, where)
         kind = body.get("kind")
         if kind not in get_args(SourceKind):
             raise ConfigInvalidError(
@@ -272,13 +318,84 @@ def _parse_sources(raw: Any, base: Path) -> dict[str, SourceSpec]:
                 f"{where}.kind: {kind!r} is not available in this release "
                 f"(available: {', '.join(IMPLEMENTED_SOURCE_KINDS)})"
             )
-        path = body.get("path")
-        if not isinstance(path, str) or not path:
-            raise ConfigInvalidError(f"{where}.path: required for a sqlite source")
-        parsed[name] = SourceSpec(
-            name=name, kind=kind, path=(base / _expand(path, where)).resolve()
-        )
+        _no_unknown(body, {"kind"} | SOURCE_KEYS[kind], f"{where} (kind {kind})")
+        if kind == "sqlite":
+            path = body.get("path")
+            if not isinstance(path, str) or not path:
+                raise ConfigInvalidError(f"{where}.path: required for a sqlite source")
+            parsed[name] = SourceSpec(
+                name=name, kind=kind, path=(base / _expand(path, where)).resolve()
+            )
+        else:
+            parsed[name] = _parse_server_source(name, kind, body, where)
     return parsed
+
+
+def _parse_server_source(
+    name: str, kind: SourceKind, body: dict[str, Any], where: str
+) -> SourceSpec:
+    """A PostgreSQL or ClickHouse source: connection settings, password only from the env."""
+
+    def text(key: str, default: str | None = None) -> str:
+        value = body.get(key, default)
+        if value is None:
+            raise ConfigInvalidError(f"{where}.{key}: required for a {kind} source")
+        if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+            raise ConfigInvalidError(f"{where}.{key}: must be a non-empty string, got {value!r}")
+        return _expand(str(value), f"{where}.{key}")
+
+    password_raw = body.get("password", "")
+    if password_raw and not (isinstance(password_raw, str) and _ENV_ONLY.match(password_raw)):
+        # the value is deliberately not echoed: it may be a real password
+        raise ConfigInvalidError(
+            f"{where}.password: must be a ${{VAR}} reference to an environment variable; "
+            "passwords never live in the config file"
+        )
+    password = _expand(password_raw, f"{where}.password") if password_raw else ""
+
+    port_text = text("port", str(DEFAULT_PORTS[kind] if kind != "clickhouse" else 0))
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigInvalidError(f"{where}.port: {port_text!r} is not a TCP port")
+    secure = body.get("secure", False)
+    if not isinstance(secure, bool):
+        raise ConfigInvalidError(f"{where}.secure: must be true or false, got {secure!r}")
+    port = int(port_text) or (8443 if secure else DEFAULT_PORTS[kind])
+
+    sslmode = ""
+    schema = "public"
+    if kind == "postgres":
+        schema = check_identifier(text("schema", "public"), f"{where}.schema")
+        sslmode = text("sslmode", "prefer")
+        if sslmode not in SSL_MODES:
+            raise ConfigInvalidError(
+                f"{where}.sslmode: {sslmode!r} is not one of {', '.join(SSL_MODES)}"
+            )
+    return SourceSpec(
+        name=name,
+        kind=kind,
+        host=text("host"),
+        port=port,
+        database=text("database", None if kind == "postgres" else "default"),
+        user=text("user", None if kind == "postgres" else "default"),
+        password=password,
+        schema=schema,
+        sslmode=sslmode,
+        secure=secure,
+        connect_timeout_seconds=_number(
+            body,
+            "connect_timeout_seconds",
+            where,
+            DEFAULT_CONNECT_TIMEOUT_SECONDS,
+            minimum=1,
+        ),
+        statement_timeout_seconds=_number(
+            body,
+            "statement_timeout_seconds",
+            where,
+            DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+            minimum=1,
+        ),
+    )
 
 
 def _parse_catalog(raw: Any, base: Path) -> CatalogSpec:

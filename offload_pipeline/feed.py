@@ -15,7 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 from threading import Event
 
-from offload_pipeline.core.sources import quote
+import pyarrow as pa
+
+from offload_pipeline.core.sources import TIMESTAMP, quote
 from offload_pipeline.core.window import MICROS
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,98 @@ COLUMNS = (
     "kafka_partition",
     "ingestion_timestamp",
 )
+
+
+_DECIMAL = pa.decimal128(18, 8)
+# the demo table as Arrow: what every source delivers for it, and what the Iceberg table holds
+TRADES_SCHEMA = pa.schema(
+    [
+        pa.field("exchange_timestamp", TIMESTAMP, nullable=False),
+        pa.field("sequence_number", pa.int64(), nullable=False),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("price", _DECIMAL, nullable=False),
+        pa.field("quantity", _DECIMAL, nullable=False),
+        pa.field("quote_volume", _DECIMAL, nullable=False),
+        pa.field("event_time", TIMESTAMP, nullable=False),
+        pa.field("kafka_offset", pa.int64(), nullable=False),
+        pa.field("kafka_partition", pa.int32(), nullable=False),
+        pa.field("ingestion_timestamp", TIMESTAMP, nullable=False),
+    ]
+)
+
+
+def postgres_table_ddl(table: str) -> list[str]:
+    """The demo bronze table in PostgreSQL, with its cursor index."""
+    name = quote(table)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {name} (
+            exchange_timestamp timestamptz NOT NULL,
+            sequence_number bigint NOT NULL PRIMARY KEY,
+            symbol text NOT NULL,
+            price numeric(18,8) NOT NULL,
+            quantity numeric(18,8) NOT NULL,
+            quote_volume numeric(18,8) NOT NULL,
+            event_time timestamptz NOT NULL,
+            kafka_offset bigint NOT NULL,
+            kafka_partition integer NOT NULL,
+            ingestion_timestamp timestamptz NOT NULL
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {quote(table + '_cursor')} "
+        f"ON {name} (exchange_timestamp, sequence_number)",
+    ]
+
+
+def clickhouse_table_ddl(database: str, table: str) -> str:
+    """The demo bronze table in ClickHouse, sorted by its cursor."""
+    return f"""CREATE TABLE IF NOT EXISTS `{database}`.`{table}` (
+        exchange_timestamp DateTime64(6, 'UTC'),
+        sequence_number Int64,
+        symbol LowCardinality(String),
+        price Decimal(18, 8),
+        quantity Decimal(18, 8),
+        quote_volume Decimal(18, 8),
+        event_time DateTime64(6, 'UTC'),
+        kafka_offset Int64,
+        kafka_partition Int32,
+        ingestion_timestamp DateTime64(6, 'UTC')
+    ) ENGINE = MergeTree ORDER BY (exchange_timestamp, sequence_number)"""
+
+
+def trade_timestamps(
+    rng: random.Random,
+    rows: int,
+    start_us: int,
+    end_us: int,
+    *,
+    tie_fraction: float = 0.1,
+    late_fraction: float = 0.0,
+    watermark: int | None = None,
+) -> list[int]:
+    """Event times of ``rows`` trades in ``[start_us, end_us]``, ``late_fraction`` of them
+    behind ``watermark``, ``tie_fraction`` sharing the previous trade's microsecond."""
+    timestamps = _timestamps(rng, rows, start_us, max(end_us, start_us), tie_fraction)
+    if watermark is not None and late_fraction > 0:
+        timestamps = [
+            watermark - rng.randint(1, 600 * MICROS) if rng.random() < late_fraction else ts
+            for ts in timestamps
+        ]
+    return timestamps
+
+
+def trades_table(
+    timestamps: list[int], seq: int, offset: int, rng: random.Random, now_us: int
+) -> pa.Table:
+    """Trades at ``timestamps`` as an Arrow table of ``TRADES_SCHEMA``, sequence from ``seq``."""
+    rows = list(_trades(timestamps, seq, offset, rng, now_us))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(COLUMNS)
+    arrays = [
+        pa.array(
+            [Decimal(v) for v in values] if pa.types.is_decimal(field.type) else values,
+            pa.int64() if field.type == TIMESTAMP else field.type,
+        ).cast(field.type)
+        for field, values in zip(TRADES_SCHEMA, columns, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=TRADES_SCHEMA)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -96,13 +190,15 @@ def seed(
             # continue after the newest row, so only the rows asked to be late are late
             newest = conn.execute(f"SELECT max(exchange_timestamp) FROM {quote(table)}")
             start_us = max(now_us - int(span_seconds * MICROS), (newest.fetchone()[0] or 0) + 1)
-            watermark = (watermarks or {}).get(table)
-            timestamps = _timestamps(rng, rows, start_us, max(now_us, start_us), tie_fraction)
-            if watermark is not None and late_fraction > 0:
-                timestamps = [
-                    watermark - rng.randint(1, 600 * MICROS) if rng.random() < late_fraction else ts
-                    for ts in timestamps
-                ]
+            timestamps = trade_timestamps(
+                rng,
+                rows,
+                start_us,
+                now_us,
+                tie_fraction=tie_fraction,
+                late_fraction=late_fraction,
+                watermark=(watermarks or {}).get(table),
+            )
             _insert(conn, table, timestamps, rng, now_us)
             written[table] = rows
     return written

@@ -22,7 +22,7 @@ from offload_pipeline.core.offload import OffloadResult, offload_table
 from offload_pipeline.core.reconcile import Reconciliation, reconcile
 from offload_pipeline.core.sink import IcebergSink, TableState, read_state
 from offload_pipeline.core.sources import open_source
-from offload_pipeline.feed import DEMO_TABLES, seed
+from offload_pipeline.feed import DEMO_TABLES
 from offload_pipeline.local_stack import (
     Service,
     free_port,
@@ -30,6 +30,7 @@ from offload_pipeline.local_stack import (
     start_prometheus,
     start_pushgateway,
 )
+from tests.hot_tiers import PostgresHot, PostgresServer, SqliteHot, start_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "offload_worker.py"
@@ -77,6 +78,12 @@ class Project:
 
     dir: Path
     config_path: Path
+    hot: Any = None
+    """the hot tier handle (``tests/hot_tiers.py``); SQLite at ``hot.db`` unless given"""
+
+    def __post_init__(self) -> None:
+        if self.hot is None:
+            self.hot = SqliteHot(self.dir / "hot.db")
 
     @property
     def config(self) -> Config:
@@ -94,7 +101,7 @@ class Project:
 
     def seed(self, rows: int, table: str = DEMO_TABLES[0], **kwargs: Any) -> None:
         kwargs.setdefault("span_seconds", 600)
-        seed(self.hot_db, [table], rows, **kwargs)
+        self.hot.seed(table, rows, **kwargs)
 
     def offload(self, table: str = DEMO_TABLES[0], **kwargs: Any) -> OffloadResult:
         spec = self.spec(table)
@@ -111,10 +118,7 @@ class Project:
         return reconcile(spec, open_source(spec.source), self.sink())
 
     def hot_count(self, table: str = DEMO_TABLES[0]) -> int:
-        import sqlite3
-
-        with sqlite3.connect(self.hot_db) as conn:
-            return conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        return self.hot.count(table)
 
     def iceberg_rows(self, table: str = DEMO_TABLES[0]) -> int:
         iceberg = self.sink().load(self.spec(table))
@@ -158,6 +162,32 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(dir=tmp_path, config_path=write_config(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    """A real PostgreSQL server: ``OFFLOAD_TEST_POSTGRES_URL`` if reachable, else a throwaway
+    cluster started by ``scripts/start-postgres.sh``. Never skipped: no server, no green suite."""
+    return PostgresServer(start_postgres())
+
+
+@pytest.fixture
+def pg_hot(postgres_server: PostgresServer) -> Iterator[PostgresHot]:
+    """A fresh database on the test server, dropped afterwards."""
+    database = postgres_server.create_database()
+    yield PostgresHot(postgres_server, database)
+    postgres_server.drop_database(database)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
+    """The same project on each hot-tier kind that runs here (ClickHouse: see
+    tests/integration/test_clickhouse_source.py)."""
+    if request.param == "sqlite":
+        return Project(dir=tmp_path, config_path=write_config(tmp_path))
+    hot = request.getfixturevalue("pg_hot")
+    path = write_config(tmp_path, sources={"hot": hot.source()})
+    return Project(dir=tmp_path, config_path=path, hot=hot)
 
 
 def worker_result(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, dict[str, Any]]:

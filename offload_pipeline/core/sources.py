@@ -2,7 +2,8 @@
 
 A source hands out *snapshots*: one consistent read in which the bound (max event time), the
 late-row counts and the rows themselves are all taken, so a row visible at the bound can never be
-skipped. New backends (PostgreSQL, ClickHouse) implement the same two small protocols.
+skipped. SQLite lives here; PostgreSQL (``core/postgres.py``) and ClickHouse
+(``core/clickhouse.py``) implement the same two small protocols.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def open_source(source: SourceSpec) -> HotTier:
     if source.kind == "sqlite":
         assert source.path is not None
         return SqliteHotTier(source.path)
+    if source.kind == "postgres":
+        from offload_pipeline.core.postgres import PostgresHotTier
+
+        return PostgresHotTier(source)
+    if source.kind == "clickhouse":
+        from offload_pipeline.core.clickhouse import ClickHouseHotTier
+
+        return ClickHouseHotTier(source)
     raise SourceUnavailableError(f"source '{source.name}': kind {source.kind!r} is not available")
 
 
@@ -219,7 +228,7 @@ class SqliteSnapshot:
             cursor.execute(sql, params)
             reader = cursor.fetch_record_batch()
             for batch in reader:
-                yield _conform(batch, schema, self._spec.name)
+                yield conform_batch(_restore_nulls(batch, schema), schema, self._spec.name)
         except OffloadError:
             raise
         except Exception as e:
@@ -276,26 +285,35 @@ def _typed_zero(field: pa.Field) -> str | None:
     return None
 
 
-def _conform(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
-    """Cast ADBC's value-inferred column types onto the declared schema, restoring the NULLs
-    of flagged columns (see ``_select_list``)."""
+def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
+    """Cast the driver's column types onto the declared schema (by position)."""
     if batch.schema.equals(schema):
+        return batch
+    columns = []
+    for field, column in zip(schema, batch.columns, strict=True):
+        if isinstance(column.type, pa.BaseExtensionType):
+            column = column.storage  # e.g. PostgreSQL numeric: an opaque type over its text
+        try:
+            columns.append(column if column.type == field.type else column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise SchemaMismatchError(
+                f"table '{table}': column '{field.name}': values do not fit {field.type}: {e}"
+            ) from e
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _restore_nulls(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Put back the NULLs of the columns ``_select_list`` read with a flag column."""
+    if batch.num_columns == len(schema):
         return batch
     columns = []
     position = 0
     for field in schema:
         column = batch.column(position)
         position += 1
-        try:
-            if column.type != field.type:
-                column = column.cast(field.type)
-            if _typed_zero(field) is not None:
-                is_null = batch.column(position).cast(pa.bool_())
-                position += 1
-                column = pc.if_else(is_null, pa.scalar(None, field.type), column)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            raise SchemaMismatchError(
-                f"table '{table}': column '{field.name}': values do not fit {field.type}: {e}"
-            ) from e
+        if _typed_zero(field) is not None:
+            is_null = batch.column(position).cast(pa.bool_())
+            position += 1
+            column = pc.if_else(is_null, pa.scalar(None, column.type), column)
         columns.append(column)
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
+    return pa.RecordBatch.from_arrays(columns, names=schema.names)

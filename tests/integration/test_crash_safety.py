@@ -25,25 +25,27 @@ CRASH_POINTS = [
 ]
 
 
-def test_sigkill_at_every_point_keeps_the_table_exactly_once(project):
+def test_sigkill_at_every_point_keeps_the_table_exactly_once(any_project):
     killed = 0
     for point in CRASH_POINTS:
-        project.seed(35_000)
-        before = project.state().watermark if project.sink().load(project.spec()) else None
-        code, _ = worker_result(project.worker(failpoint=point))
+        any_project.seed(35_000)
+        before = (
+            any_project.state().watermark if any_project.sink().load(any_project.spec()) else None
+        )
+        code, _ = worker_result(any_project.worker(failpoint=point))
         assert code == -signal.SIGKILL, f"{point}: the process was not killed ({code})"
         killed += 1
         # right after the crash: either the old or a newer watermark, and exactly its rows
-        check = project.reconcile()
+        check = any_project.reconcile()
         assert check.ok, f"after crash at {point}: {check}"
-        if before is not None and project.sink().load(project.spec()) is not None:
-            assert project.state().watermark.cursor >= before.cursor, point
+        if before is not None and any_project.sink().load(any_project.spec()) is not None:
+            assert any_project.state().watermark.cursor >= before.cursor, point
         # the next run picks up from whatever was committed and completes the window
-        code, out = worker_result(project.worker())
+        code, out = worker_result(any_project.worker())
         assert code == 0, out
-        check = project.reconcile()
+        check = any_project.reconcile()
         assert check.ok, f"after recovery from {point}: {check}"
-        assert check.hot_rows == project.hot_count() == check.iceberg_rows
+        assert check.hot_rows == any_project.hot_count() == check.iceberg_rows
     assert killed >= 10
 
 

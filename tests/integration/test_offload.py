@@ -16,13 +16,13 @@ pytestmark = pytest.mark.integration
 TABLE = "bronze_trades_binance"
 
 
-def test_initial_load_creates_a_partitioned_table_with_the_explicit_schema(project):
-    project.seed(25_000)
-    result = project.offload()
+def test_initial_load_creates_a_partitioned_table_with_the_explicit_schema(any_project):
+    any_project.seed(25_000)
+    result = any_project.offload()
     assert result.rows == 25_000
     assert result.commits == 3  # 10k-row chunks
-    assert project.reconcile().ok
-    iceberg = project.sink().load(project.spec())
+    assert any_project.reconcile().ok
+    iceberg = any_project.sink().load(any_project.spec())
     types = {f.name: f.field_type for f in iceberg.schema().fields}
     assert types["exchange_timestamp"] == TimestamptzType()
     assert types["price"] == DecimalType(18, 8)
@@ -51,36 +51,36 @@ def test_decimals_and_timestamps_arrive_exactly(project):
         assert str(row["quote_volume"]) == f"{quote_volume:.8f}"
 
 
-def test_incremental_runs_append_only_new_rows(project):
-    project.seed(5_000)
-    first = project.offload()
-    project.seed(3_000)
-    second = project.offload()
+def test_incremental_runs_append_only_new_rows(any_project):
+    any_project.seed(5_000)
+    first = any_project.offload()
+    any_project.seed(3_000)
+    second = any_project.offload()
     assert (first.rows, second.rows) == (5_000, 3_000)
     assert second.previous_watermark == first.watermark
     assert second.watermark.cursor > first.watermark.cursor
-    assert project.iceberg_rows() == 8_000
-    assert project.reconcile().ok
+    assert any_project.iceberg_rows() == 8_000
+    assert any_project.reconcile().ok
 
 
-def test_rerun_with_nothing_new_writes_no_snapshot(project):
-    project.seed(2_000)
-    project.offload()
-    iceberg = project.sink().load(project.spec())
+def test_rerun_with_nothing_new_writes_no_snapshot(any_project):
+    any_project.seed(2_000)
+    any_project.offload()
+    iceberg = any_project.sink().load(any_project.spec())
     snapshots = len(iceberg.snapshots())
-    again = project.offload()
+    again = any_project.offload()
     assert again.rows == 0 and again.commits == 0
-    assert len(project.sink().load(project.spec()).snapshots()) == snapshots
+    assert len(any_project.sink().load(any_project.spec()).snapshots()) == snapshots
     assert again.watermark == again.previous_watermark
 
 
-def test_equal_timestamps_across_chunk_boundaries_are_not_split_or_lost(project):
+def test_equal_timestamps_across_chunk_boundaries_are_not_split_or_lost(any_project):
     # 90 % of rows share the previous row's microsecond: long runs of equal timestamps
-    project.seed(30_000, tie_fraction=0.9)
-    result = project.offload(batch_rows=997)
+    any_project.seed(30_000, tie_fraction=0.9)
+    result = any_project.offload(batch_rows=997)
     assert result.commits > 20
-    assert project.reconcile().ok
-    assert project.iceberg_rows() == 30_000
+    assert any_project.reconcile().ok
+    assert any_project.iceberg_rows() == 30_000
 
 
 def test_duplicate_cursor_values_are_never_split_across_commits(project):
@@ -106,58 +106,58 @@ def test_duplicate_cursor_values_are_never_split_across_commits(project):
     assert sizes[0] >= 50
 
 
-def test_settle_delay_holds_back_the_newest_rows(project):
-    spec = project.spec()
-    project.seed(1_000, span_seconds=600)
+def test_settle_delay_holds_back_the_newest_rows(any_project):
+    spec = any_project.spec()
+    any_project.seed(1_000, span_seconds=600)
     now = time.time()
-    result = project.offload(clock=lambda: now)
+    result = any_project.offload(clock=lambda: now)
     assert result.rows == 1_000
     # rows younger than the settle delay wait for a later run
-    project.seed(100, span_seconds=1)
+    any_project.seed(100, span_seconds=1)
     from dataclasses import replace
 
     from offload_pipeline.core.offload import offload_table
     from offload_pipeline.core.sources import open_source
 
     held = offload_table(
-        replace(spec, settle_delay_seconds=60), open_source(spec.source), project.sink()
+        replace(spec, settle_delay_seconds=60), open_source(spec.source), any_project.sink()
     )
     assert held.rows == 0
     later = offload_table(
         replace(spec, settle_delay_seconds=60),
         open_source(spec.source),
-        project.sink(),
+        any_project.sink(),
         clock=lambda: time.time() + 120,
     )
     assert later.rows == 100
 
 
-def test_late_rows_are_counted_once_and_reported(project):
-    project.seed(2_000)
-    first = project.offload()
+def test_late_rows_are_counted_once_and_reported(any_project):
+    any_project.seed(2_000)
+    first = any_project.offload()
     wm = first.watermark.cursor.ts
-    project.seed(1_000, late_fraction=0.3, watermarks={TABLE: wm})
-    second = project.offload()
-    late_expected = project.hot_count() - 2_000 - second.rows
+    any_project.seed(1_000, late_fraction=0.3, watermarks={TABLE: wm})
+    second = any_project.offload()
+    late_expected = any_project.hot_count() - 2_000 - second.rows
     assert late_expected > 200
     assert second.late_rows == late_expected
-    assert project.state().late_rows_total == late_expected
-    project.seed(10)
-    third = project.offload()
+    assert any_project.state().late_rows_total == late_expected
+    any_project.seed(10)
+    third = any_project.offload()
     assert third.late_rows == 0  # already counted
     # the late rows are behind the watermark: reconciliation sees them as missing until a backfill
-    assert project.reconcile().missing_keys == late_expected
+    assert any_project.reconcile().missing_keys == late_expected
 
 
-def test_huge_backlog_is_committed_in_bounded_chunks(project):
-    project.seed(60_000)
-    result = project.offload(batch_rows=8_000)
+def test_huge_backlog_is_committed_in_bounded_chunks(any_project):
+    any_project.seed(60_000)
+    result = any_project.offload(batch_rows=8_000)
     assert result.commits == 8
-    iceberg = project.sink().load(project.spec())
+    iceberg = any_project.sink().load(any_project.spec())
     # every commit carries its own watermark, and they advance
     marks = [int(s.summary.additional_properties["offload.rows"]) for s in iceberg.snapshots()]
     assert sum(marks) == 60_000 and max(marks) <= 8_000
-    assert project.state().rows_total == 60_000
+    assert any_project.state().rows_total == 60_000
 
 
 def test_missing_source_table_is_a_source_query_error(project):
@@ -195,16 +195,16 @@ def test_cursor_column_missing_from_source_fails_naming_it(project, tmp_path):
         project.offload()
 
 
-def test_reader_is_a_consistent_snapshot_while_the_feed_writes(project):
+def test_reader_is_a_consistent_snapshot_while_the_feed_writes(any_project):
     """Rows inserted after the bound was read are not visible to that run: never half a window."""
-    project.seed(1_000)
-    spec = project.spec()
+    any_project.seed(1_000)
+    spec = any_project.spec()
     from offload_pipeline.core.sources import open_source
     from offload_pipeline.core.window import Window
 
     with open_source(spec.source).snapshot(spec) as snap:
         bound = snap.max_event_time()
-        project.seed(500)  # committed by another connection mid-read
+        any_project.seed(500)  # committed by another connection mid-read
         rows = pa.Table.from_batches(list(snap.read(Window(None, 2**62), 100)))
     assert rows.num_rows == 1_000
     assert max(rows.column("exchange_timestamp").cast(pa.int64()).to_pylist()) == bound

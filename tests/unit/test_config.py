@@ -93,6 +93,44 @@ BAD = {
         lambda d: d.update(reconciliation={"days": 0}),
         "reconciliation: days: 0 must be a number >= 1",
     ),
+    "postgres without database": (
+        lambda d: d["sources"].update(hot={"kind": "postgres", "host": "db", "user": "u"}),
+        "sources.hot.database: required for a postgres source",
+    ),
+    "sqlite key on a postgres source": (
+        lambda d: d["sources"].update(
+            hot={"kind": "postgres", "host": "db", "user": "u", "database": "d", "path": "x"}
+        ),
+        "sources.hot (kind postgres): unknown key 'path'",
+    ),
+    "postgres bad port": (
+        lambda d: d["sources"].update(
+            hot={"kind": "postgres", "host": "db", "user": "u", "database": "d", "port": "80a"}
+        ),
+        "sources.hot.port: '80a' is not a TCP port",
+    ),
+    "postgres bad sslmode": (
+        lambda d: d["sources"].update(
+            hot={"kind": "postgres", "host": "h", "user": "u", "database": "d", "sslmode": "on"}
+        ),
+        "sources.hot.sslmode: 'on' is not one of disable",
+    ),
+    "clickhouse without host": (
+        lambda d: d["sources"].update(hot={"kind": "clickhouse"}),
+        "sources.hot.host: required for a clickhouse source",
+    ),
+    "clickhouse zero statement timeout": (
+        lambda d: d["sources"].update(
+            hot={"kind": "clickhouse", "host": "ch", "statement_timeout_seconds": 0}
+        ),
+        "sources.hot: statement_timeout_seconds: 0 must be a number >= 1",
+    ),
+    "literal source password": (
+        lambda d: d["sources"].update(
+            hot={"kind": "clickhouse", "host": "ch", "password": "hunter2"}
+        ),
+        "sources.hot.password: must be a ${VAR} reference",
+    ),
     "schedule enabled not a bool": (
         lambda d: d.update(schedule={"enabled": "no"}),
         "schedule: enabled: must be true or false, got 'no'",
@@ -206,3 +244,28 @@ def test_maintenance_defaults_and_overrides(tmp_path):
         )
     ).maintenance
     assert (custom.cron, custom.enabled, custom.min_snapshots_to_keep) == ("0 4 * * *", True, 3)
+
+
+def test_server_sources_expand_the_environment_and_keep_the_password_out_of_repr(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HOT_HOST", "pg.internal")
+    monkeypatch.setenv("HOT_PASSWORD", "p@ss:/word")
+
+    def mutate(d):
+        d["sources"]["hot"] = {
+            "kind": "postgres",
+            "host": "${HOT_HOST}",
+            "database": "market",
+            "user": "offload",
+            "password": "${HOT_PASSWORD}",
+        }
+
+    source = load_config(_with(tmp_path, mutate)).sources["hot"]
+    assert (source.host, source.port, source.schema) == ("pg.internal", 5432, "public")
+    assert source.password == "p@ss:/word"
+    assert source.statement_timeout_seconds == 600 and source.connect_timeout_seconds == 10
+    assert "p@ss" not in repr(source)
+    from offload_pipeline.core.sources import open_source
+
+    assert open_source(source).location() == "postgresql://offload@pg.internal:5432/market"

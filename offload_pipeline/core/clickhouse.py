@@ -1,0 +1,350 @@
+"""The ClickHouse hot tier: Arrow streaming over HTTP with ``clickhouse-connect``.
+
+ClickHouse has no multi-statement snapshot. A run reads the bound first and then only rows with
+cursor ``<= bound``; inserted parts never become invisible again, so every row visible when the
+bound was read is read. A row that becomes visible later with an event time at or below the bound
+(older than the settle delay) is a late row: counted, reported, repaired by a backfill
+(``docs/production-sources.md`` explains how the settle delay covers async inserts).
+
+The SQL is built by plain functions (``*_sql``) so the exact statements the source sends can be
+run on any ClickHouse engine, including the in-process one the tests use.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+
+from offload_pipeline.config import SourceSpec, TableSpec
+from offload_pipeline.core.sources import TIMESTAMP, conform_batch
+from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.errors import (
+    OffloadError,
+    OffloadTimeoutError,
+    SchemaMismatchError,
+    SourceQueryError,
+    SourceUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+# rows per block the server sends; the core regroups blocks into commit-sized chunks
+BLOCK_ROWS = 65_536
+
+_WRAPPER = re.compile(r"^(Nullable|LowCardinality)\((.*)\)$")
+_DECIMAL = re.compile(r"^Decimal(?:32|64|128)?\((\d+),\s*(\d+)\)$")
+_DATETIME = re.compile(r"^DateTime(?:64\((\d)(?:,\s*'[^']*')?\)|\('[^']*'\))?$")
+_CH_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(("Int64", "UInt32", "UInt64"), pa.int64()),
+    **dict.fromkeys(("Int32", "Int16", "Int8", "UInt16", "UInt8"), pa.int32()),
+    **dict.fromkeys(("Float64", "Float32"), pa.float64()),
+    "String": pa.string(),
+    "Bool": pa.bool_(),
+}
+# ClickHouse error codes: TIMEOUT_EXCEEDED; and those meaning the server cannot serve us now
+_TIMEOUT_CODES = {159}
+_UNAVAILABLE_CODES = {
+    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+    209,  # SOCKET_TIMEOUT
+    210,  # NETWORK_ERROR
+    241,  # MEMORY_LIMIT_EXCEEDED
+    242,  # TABLE_IS_READ_ONLY
+    394,  # QUERY_WAS_CANCELLED (server shutting down)
+}
+_CODE = re.compile(r"Code: (\d+)\.")
+
+
+def clickhouse_arrow_type(table: str, column: str, declared: str) -> tuple[pa.DataType, bool]:
+    """Map a ClickHouse column type onto Arrow; also whether it is ``Nullable``.
+
+    ``DateTime``/``DateTime64`` in any zone become µs UTC; ``LowCardinality(String)`` and
+    ``FixedString`` become strings; ``Decimal(p, s)`` stays exact.
+    """
+    text = declared.strip()
+    nullable = False
+    while match := _WRAPPER.match(text):
+        nullable = nullable or match.group(1) == "Nullable"
+        text = match.group(2).strip()
+    if match := _DECIMAL.match(text):
+        return pa.decimal128(int(match.group(1)), int(match.group(2))), nullable
+    if _DATETIME.match(text):
+        return TIMESTAMP, nullable
+    if text.startswith(("FixedString(", "Enum8(", "Enum16(")):
+        return pa.string(), nullable
+    if text in _CH_TYPES:
+        return _CH_TYPES[text], nullable
+    raise SchemaMismatchError(
+        f"table '{table}': column '{column}': clickhouse type {declared!r} has no Iceberg mapping "
+        "(use DateTime64, Decimal(p,s), Int*/UInt*, Float*, String, LowCardinality(String), Bool)"
+    )
+
+
+def ident(name: str) -> str:
+    """Backtick-quote an identifier that config validation restricted to [A-Za-z0-9_]."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def micros_literal(micros: int) -> str:
+    """An exact ``DateTime64(6, 'UTC')`` for µs since the epoch."""
+    return f"fromUnixTimestamp64Micro(toInt64({int(micros)}), 'UTC')"
+
+
+def schema_sql(database: str, table: str) -> str:
+    """Columns of ``database.table`` with their declared types, in table order."""
+    return (
+        "SELECT name, type FROM system.columns "
+        f"WHERE database = '{database}' AND table = '{table}' ORDER BY position"
+    )
+
+
+def max_event_time_sql(database: str, table: str, event_time: str) -> str:
+    """The bound: largest event time in µs, NULL for an empty table."""
+    return (
+        f"SELECT if(count() = 0, NULL, toUnixTimestamp64Micro(toDateTime64(max({ident(event_time)})"
+        f", 6, 'UTC'))) AS max_us FROM {ident(database)}.{ident(table)}"
+    )
+
+
+def count_between_sql(
+    database: str, table: str, event_time: str, tie_breaker: str, lo_ts: int, hi: CursorValue
+) -> str:
+    """Rows with event time >= ``lo_ts`` and cursor <= ``hi``."""
+    ts, seq = ident(event_time), ident(tie_breaker)
+    return (
+        f"SELECT count() AS n FROM {ident(database)}.{ident(table)} "
+        f"WHERE {ts} >= {micros_literal(lo_ts)} "
+        f"AND ({ts}, {seq}) <= ({micros_literal(hi.ts)}, {int(hi.seq)})"
+    )
+
+
+def read_sql(
+    database: str,
+    table: str,
+    columns: list[str],
+    event_time: str,
+    tie_breaker: str,
+    window: Window,
+) -> str:
+    """Rows of ``window`` in cursor order; ``columns`` are ``select_expression`` results."""
+    ts, seq = ident(event_time), ident(tie_breaker)
+    where = f"{ts} <= {micros_literal(window.hi_ts)}"
+    if window.lo is not None:
+        lo = f"({micros_literal(window.lo.ts)}, {int(window.lo.seq)})"
+        where = f"({ts}, {seq}) > {lo} AND {where}"
+    return (
+        f"SELECT {', '.join(columns)} FROM {ident(database)}.{ident(table)} "
+        f"WHERE {where} ORDER BY {ts}, {seq}"
+    )
+
+
+def keys_sql(
+    database: str,
+    table: str,
+    columns: list[str],
+    event_time: str,
+    tie_breaker: str,
+    upto: CursorValue,
+) -> str:
+    """``columns`` of every row with cursor <= ``upto``."""
+    ts, seq = ident(event_time), ident(tie_breaker)
+    return (
+        f"SELECT {', '.join(columns)} FROM {ident(database)}.{ident(table)} "
+        f"WHERE ({ts}, {seq}) <= ({micros_literal(upto.ts)}, {int(upto.seq)})"
+    )
+
+
+def select_expression(field: pa.Field, declared: str) -> str:
+    """The expression delivering a column of ClickHouse type ``declared`` as ``field``'s type.
+
+    Columns already in the target type are selected as they are, so filters and ``ORDER BY`` on
+    them still use the table's sorting key.
+    """
+    column = ident(field.name)
+    base = _unwrap(declared)
+    if field.type == TIMESTAMP and base != "DateTime64(6, 'UTC')":
+        # other precision or zone: the same instant in µs, labelled UTC
+        return f"toDateTime64({column}, 6, 'UTC') AS {column}"
+    if pa.types.is_string(field.type) and base != "String":
+        return f"toString({column}) AS {column}"  # FixedString, Enum
+    return column
+
+
+def _unwrap(declared: str) -> str:
+    text = declared.strip()
+    while match := _WRAPPER.match(text):
+        text = match.group(2).strip()
+    return text
+
+
+ClientFactory = Callable[[SourceSpec], Any]
+
+
+def http_client(source: SourceSpec) -> Any:
+    """A ``clickhouse-connect`` HTTP(S) client for ``source``."""
+    import clickhouse_connect
+
+    return clickhouse_connect.get_client(
+        host=source.host,
+        port=source.port,
+        username=source.user,
+        password=source.password,
+        database=source.database,
+        secure=source.secure,
+        connect_timeout=source.connect_timeout_seconds,
+        send_receive_timeout=source.statement_timeout_seconds + 30,
+        query_retries=0,
+        autogenerate_session_id=False,
+    )
+
+
+class ClickHouseHotTier:
+    """A ClickHouse database holding bronze tables.
+
+    ``client_factory`` builds the ``clickhouse-connect`` client (HTTP by default); anything with
+    the same client interface works, e.g. the in-process engine
+    (``clickhouse_connect.get_client(interface="chdb")``).
+    """
+
+    def __init__(self, source: SourceSpec, client_factory: ClientFactory = http_client) -> None:
+        self.source = source
+        self._client_factory = client_factory
+
+    def location(self) -> str:
+        s = self.source
+        query = "?protocol=https" if s.secure else ""
+        return f"clickhousedb://{s.user}@{s.host}:{s.port}/{s.database}{query}"
+
+    @contextmanager
+    def snapshot(self, spec: TableSpec) -> Iterator[ClickHouseSnapshot]:
+        try:
+            client = self._client_factory(self.source)
+        except Exception as e:
+            raise SourceUnavailableError(
+                f"table '{spec.name}': hot tier {self.location()}: cannot connect: "
+                f"{self.scrub(_first_line(e))}"
+            ) from None
+        try:
+            yield ClickHouseSnapshot(client, spec, self)
+        finally:
+            try:
+                client.close()
+            except Exception as e:  # noqa: BLE001 - nothing left to close
+                log.debug("table %s: closing the hot-tier client: %s", spec.name, e)
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the password."""
+        return text.replace(self.source.password, "***") if self.source.password else text
+
+
+class ClickHouseSnapshot:
+    """Reads of one ClickHouse table: the bound first, then only rows at or below it."""
+
+    def __init__(self, client: Any, spec: TableSpec, tier: ClickHouseHotTier) -> None:
+        self._client = client
+        self._spec = spec
+        self._tier = tier
+        self._db = tier.source.database
+        self._schema: pa.Schema | None = None
+        self._declared: dict[str, str] = {}
+        self._settings = {
+            "max_execution_time": int(tier.source.statement_timeout_seconds),
+            "max_block_size": BLOCK_ROWS,
+            # the timeout counts from the start of the query, streaming included
+            "timeout_overflow_mode": "throw",
+        }
+
+    def schema(self) -> pa.Schema:
+        if self._schema is None:
+            rows = self._rows(schema_sql(self._db, self._spec.source_table))
+            if not rows:
+                raise SourceQueryError(
+                    f"table '{self._spec.name}': source table '{self._db}."
+                    f"{self._spec.source_table}' not found in {self._tier.location()}"
+                )
+            required = {self._spec.cursor.event_time, self._spec.cursor.tie_breaker}
+            required |= set(self._spec.primary_key)
+            fields = []
+            self._declared = dict(rows)
+            for name, declared in rows:
+                arrow, nullable = clickhouse_arrow_type(self._spec.name, name, declared)
+                fields.append(pa.field(name, arrow, nullable=nullable and name not in required))
+            self._schema = pa.schema(fields)
+        return self._schema
+
+    def max_event_time(self) -> int | None:
+        sql = max_event_time_sql(self._db, self._spec.source_table, self._spec.cursor.event_time)
+        value = self._rows(sql)[0][0]
+        return None if value is None else int(value)
+
+    def count_between(self, lo_ts: int, hi: CursorValue) -> int:
+        c = self._spec.cursor
+        sql = count_between_sql(
+            self._db, self._spec.source_table, c.event_time, c.tie_breaker, lo_ts, hi
+        )
+        return int(self._rows(sql)[0][0])
+
+    def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        c = self._spec.cursor
+        schema = self.schema()
+        exprs = [select_expression(f, self._declared[f.name]) for f in schema]
+        sql = read_sql(
+            self._db, self._spec.source_table, exprs, c.event_time, c.tie_breaker, window
+        )
+        yield from self._stream(sql, schema)
+
+    def keys(self, columns: tuple[str, ...], upto: CursorValue) -> pa.Table:
+        c = self._spec.cursor
+        schema = pa.schema([self.schema().field(name) for name in columns])
+        exprs = [select_expression(f, self._declared[f.name]) for f in schema]
+        sql = keys_sql(self._db, self._spec.source_table, exprs, c.event_time, c.tie_breaker, upto)
+        return pa.Table.from_batches(list(self._stream(sql, schema)), schema=schema)
+
+    def _rows(self, sql: str) -> list[tuple]:
+        try:
+            return [
+                tuple(row) for row in self._client.query(sql, settings=self._settings).result_rows
+            ]
+        except Exception as e:
+            raise self._error(e) from e
+
+    def _stream(self, sql: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        try:
+            with self._client.query_arrow_stream(sql, settings=self._settings) as stream:
+                for batch in stream:
+                    if batch.num_rows:
+                        yield conform_batch(batch, schema, self._spec.name)
+        except OffloadError:
+            raise
+        except Exception as e:
+            raise self._error(e) from e
+
+    def _error(self, e: BaseException) -> OffloadError:
+        """The contract error for a client exception, with the password scrubbed."""
+        message = self._tier.scrub(_first_line(e))
+        where = f"table '{self._spec.name}': hot tier {self._tier.location()}"
+        match = _CODE.search(str(e))
+        code = int(match.group(1)) if match else None
+        if code in _TIMEOUT_CODES:
+            seconds = self._tier.source.statement_timeout_seconds
+            return OffloadTimeoutError(
+                f"{where}: a query exceeded statement_timeout_seconds={seconds:g}: {message}"
+            )
+        if code in _UNAVAILABLE_CODES or (code is None and _is_connection_error(e)):
+            return SourceUnavailableError(f"{where}: connection lost: {message}")
+        return SourceQueryError(f"{where}: {message}")
+
+
+def _is_connection_error(e: BaseException) -> bool:
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    return isinstance(e, OperationalError | OSError | ConnectionError)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

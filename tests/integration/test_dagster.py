@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
+import yaml
 
 from offload_pipeline.config import load_config
 from offload_pipeline.definitions import build_definitions
@@ -53,7 +54,10 @@ def test_one_asset_per_table_with_group_kind_pool_and_retry(project):
         assert asset.backfill_policy == dg.BackfillPolicy.single_run()
         assert asset.partitions_def.start.strftime("%Y-%m-%d") == project.config.partitions_start
         policy = asset.specs_by_key[dg.AssetKey(name)].freshness_policy
-        assert (policy.warn_window.seconds, policy.fail_window.seconds) == (1200, 1800)
+        # the same bounds as the lag alerts, so the UI and Prometheus tell the same story
+        lag = yaml.safe_load((ROOT / "docker" / "prometheus" / "thresholds.yml").read_text())
+        assert policy.warn_window.seconds == lag["lag_warning_seconds"]
+        assert policy.fail_window.seconds == lag["lag_critical_seconds"]
         check_keys = {k.name for k in asset.check_keys} | {
             k.name
             for c in defs.asset_checks or []

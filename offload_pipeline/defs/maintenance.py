@@ -8,16 +8,18 @@ job in-process, like ``run``, so its runs show in the UI.
 No ``from __future__ import annotations`` here: Dagster inspects the context annotation at runtime.
 """
 
-import os
-import socket
-
 import dagster as dg
 
 from offload_pipeline.config import Config, MaintenanceSpec, RunSpec, TableSpec
 from offload_pipeline.core.maintenance import MaintenanceResult, maintain
 from offload_pipeline.defs.assets import pool_name
 from offload_pipeline.defs.resources import OffloadResource
-from offload_pipeline.defs.runs import HOST_TAG, PID_TAG, TableOutcome, reclaim_dead_runs
+from offload_pipeline.defs.runs import (
+    TableOutcome,
+    failed_outcome,
+    in_process_tags,
+    reclaim_dead_runs,
+)
 from offload_pipeline.errors import OffloadError
 from offload_pipeline.metrics import push
 from offload_pipeline.metrics.collect import maintenance_families
@@ -148,7 +150,7 @@ def run_maintenance(
         instance=instance,
         op_selection=[op_name(name) for name in names],
         raise_on_error=False,
-        tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        tags=in_process_tags(),
     )
     by_op = {op_name(name): name for name in names}
     outcomes = {name: TableOutcome(name, success=False, error_type="run_failure") for name in names}
@@ -160,16 +162,5 @@ def run_maintenance(
             metadata = {k: v.value for k, v in event.step_output_data.metadata.items()}
             outcomes[name] = TableOutcome(name, success=True, metadata=metadata)
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            data = event.step_failure_data
-            user = data.user_failure_data
-            error_type = "unknown"
-            if user is not None and "error_type" in user.metadata:
-                error_type = str(user.metadata["error_type"].value)
-            message = user.description if user is not None else None
-            outcomes[name] = TableOutcome(
-                name,
-                success=False,
-                error_type=error_type,
-                message=message or (data.error.message.strip() if data.error else None),
-            )
+            outcomes[name] = failed_outcome(name, event)
     return [outcomes[name] for name in names]

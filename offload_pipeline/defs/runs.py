@@ -48,6 +48,27 @@ def reclaim_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     return reclaimed
 
 
+def in_process_tags() -> dict[str, str]:
+    """Tags that let the next in-process run tell whether this one's process is gone."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def failed_outcome(table: str, event: dg.DagsterEvent) -> TableOutcome:
+    """The outcome of ``table`` from its STEP_FAILURE event: the error type the step reported."""
+    data = event.step_failure_data
+    user = data.user_failure_data
+    error_type = "unknown"
+    if user is not None and "error_type" in user.metadata:
+        error_type = str(user.metadata["error_type"].value)
+    message = user.description if user is not None else None
+    return TableOutcome(
+        table,
+        success=False,
+        error_type=error_type,
+        message=message or (data.error.message.strip() if data.error else None),
+    )
+
+
 def run_cycle(
     defs: dg.Definitions, config: Config, instance: dg.DagsterInstance, tables: list[str]
 ) -> list[TableOutcome]:
@@ -62,7 +83,7 @@ def run_cycle(
         asset_selection=[dg.AssetKey(name) for name in names],
         partition_key=partition_of(datetime.now(UTC)),
         raise_on_error=False,
-        tags={**INCREMENTAL_TAGS, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        tags={**INCREMENTAL_TAGS, **in_process_tags()},
     )
     outcomes = {name: TableOutcome(name, success=False, error_type="run_failure") for name in names}
     for event in result.get_asset_materialization_events():
@@ -70,21 +91,9 @@ def run_cycle(
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
         outcomes[name] = TableOutcome(name, success=True, metadata=metadata)
     for event in result.all_events:
-        if event.event_type != dg.DagsterEventType.STEP_FAILURE:
-            continue
-        data = event.step_failure_data
-        user = data.user_failure_data
-        error_type = "unknown"
-        if user is not None and "error_type" in user.metadata:
-            error_type = str(user.metadata["error_type"].value)
-        name = event.step_key or ""
-        message = user.description if user is not None else None
-        outcomes[name] = TableOutcome(
-            name,
-            success=False,
-            error_type=error_type,
-            message=message or (data.error.message.strip() if data.error else None),
-        )
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            name = event.step_key or ""
+            outcomes[name] = failed_outcome(name, event)
     return [outcomes[name] for name in names]
 
 

@@ -311,11 +311,6 @@ class Range:
         return f"[{iso(self.start_ts)}, {iso(self.end_ts)})"
 
 
-def count_rows(table: Table, row_filter: BooleanExpression, column: str) -> int:
-    """Rows of ``table`` matching ``row_filter`` (reads one column)."""
-    return table.scan(row_filter=row_filter, selected_fields=(column,)).to_arrow().num_rows
-
-
 def _timestamp_literal(us: int) -> str:
     return from_micros(us).isoformat()
 

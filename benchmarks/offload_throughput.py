@@ -120,7 +120,7 @@ def peak_rss_child(config_path: Path, batch_rows: int) -> None:
     spec = fresh_target(config_path, "rss")
     sink = IcebergSink(load_config(config_path).catalog)
     result = offload_table(spec, open_source(spec.source), sink, batch_rows=batch_rows)
-    peak_mb = _vm_hwm_kb() / 1024
+    peak_mb = vm_hwm_kb() / 1024
     arrow_mb = pa.default_memory_pool().max_memory() / 2**20
     print(
         json.dumps(
@@ -134,13 +134,24 @@ def peak_rss_child(config_path: Path, batch_rows: int) -> None:
     )
 
 
-def _vm_hwm_kb() -> int:
+def vm_hwm_kb() -> int:
     """Peak RSS of this process image. Not ru_maxrss: on Linux that keeps the parent's peak
     across fork + exec, which made a large parent inflate the child's figure."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def run_rss_child(script: str, config_path: Path, batch_rows: int) -> dict[str, float]:
+    """Run ``script --rss-child`` in a fresh process (no inherited peak); the JSON it prints."""
+    out = subprocess.run(
+        [sys.executable, script, "--rss-child", str(config_path), "--batch-rows", str(batch_rows)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def fixed_cost(config_path: Path, directory: Path, repeat: int) -> float:
@@ -203,20 +214,7 @@ def main() -> None:
 
         if args.rss_rows:
             bulk_load(directory / "hot.db", args.rss_rows)
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--rss-child",
-                    str(config_path),
-                    "--batch-rows",
-                    str(args.batch_rows),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            rss = json.loads(out.stdout.strip().splitlines()[-1])
+            rss = run_rss_child(__file__, config_path, args.batch_rows)
             print(
                 f"peak RSS, {rss['rows']:,}-row backlog: {rss['peak_mb']:.0f} MB "
                 f"(Arrow allocations peak {rss['arrow_peak_mb']:.0f} MB) "

@@ -19,7 +19,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import yaml
+from offload_throughput import run_rss_child, vm_hwm_kb
 
 from offload_pipeline.config import load_config
 from offload_pipeline.core.offload import offload_table
@@ -147,10 +147,7 @@ def measure_core(config_path: Path, batch_rows: int) -> tuple[float, int]:
 
 def peak_rss_child(config_path: Path, batch_rows: int) -> None:
     seconds, rows = measure_core(config_path, batch_rows)
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            peak_mb = int(line.split()[1]) / 1024
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": peak_mb}))
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": vm_hwm_kb() / 1024}))
 
 
 def main() -> None:
@@ -198,20 +195,7 @@ def main() -> None:
             print(f"(c) offload core end to end  {n / core_s:>12,.0f} rows/s  ({core_s:.2f} s)")
             print(f"    ratio b / a              {raw_s / source_s:>12.2f}x")
             print(f"    ratio c / a              {raw_s / core_s:>12.2f}x")
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--rss-child",
-                    str(config_path),
-                    "--batch-rows",
-                    str(args.batch_rows),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            rss = json.loads(out.stdout.strip().splitlines()[-1])
+            rss = run_rss_child(__file__, config_path, args.batch_rows)
             print(
                 f"peak RSS, {rss['rows']:,}-row backlog in a fresh process: "
                 f"{rss['peak_mb']:.0f} MB "

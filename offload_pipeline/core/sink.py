@@ -16,7 +16,6 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
-    NamespaceAlreadyExistsError,
     NoSuchTableError,
 )
 from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan
@@ -252,27 +251,30 @@ class IcebergSink:
             SortField(source_id=names[spec.cursor.event_time], transform=IdentityTransform()),
             SortField(source_id=names[spec.cursor.tie_breaker], transform=IdentityTransform()),
         )
-        try:
+        error: Exception | None = None
+        for attempt in range(3):
             try:
-                self.catalog.create_namespace(spec.namespace)
-            except NamespaceAlreadyExistsError:
-                pass
-            return self.catalog.create_table(
-                spec.iceberg_identifier,
-                schema=schema,
-                partition_spec=partition,
-                sort_order=sort,
-                properties={**TABLE_DEFAULTS, "offload.table": spec.name},
-            )
-        except Exception as e:
-            # another process may have created it first (catalogs report that race in different
-            # ways); theirs is as good as ours
-            table = self.load(spec)
-            if table is not None:
-                return table
-            raise CatalogUnavailableError(
-                f"table '{spec.name}': cannot create {spec.iceberg_identifier}: {e}"
-            ) from e
+                if not self.catalog.namespace_exists(spec.namespace):
+                    self.catalog.create_namespace(spec.namespace)
+                return self.catalog.create_table(
+                    spec.iceberg_identifier,
+                    schema=schema,
+                    partition_spec=partition,
+                    sort_order=sort,
+                    properties={**TABLE_DEFAULTS, "offload.table": spec.name},
+                )
+            except Exception as e:  # noqa: BLE001 - decided below
+                # another process may be creating the namespace or the table at the same moment
+                # (catalogs report that race in different ways): theirs is as good as ours, and
+                # a half-finished namespace is there on the next attempt
+                error = e
+                table = self.load(spec)
+                if table is not None:
+                    return table
+                time.sleep(0.2 * (attempt + 1))
+        raise CatalogUnavailableError(
+            f"table '{spec.name}': cannot create {spec.iceberg_identifier}: {error}"
+        ) from error
 
     def begin(
         self, spec: TableSpec, table: Table, planned_from: Watermark | None, run_id: str

@@ -20,15 +20,16 @@ import pytest
 from pyiceberg.types import DecimalType, IntegerType, LongType, StringType, TimestamptzType
 
 from offload_pipeline.config import load_config
-from offload_pipeline.core.clickhouse import (
-    ClickHouseHotTier,
-    clickhouse_arrow_type,
-    count_between_sql,
-    max_event_time_sql,
-)
 from offload_pipeline.core.offload import offload_table
 from offload_pipeline.core.reconcile import reconcile
 from offload_pipeline.core.sources import open_source
+from offload_pipeline.core.sources.clickhouse import (
+    ClickHouseHotTier,
+    clickhouse_arrow_type,
+    clickhouse_nullable,
+    count_between_sql,
+    max_event_time_sql,
+)
 from offload_pipeline.core.window import CursorValue, Window
 from offload_pipeline.errors import (
     OffloadTimeoutError,
@@ -199,7 +200,8 @@ def test_window_bounds_and_ties_in_the_generated_sql(ch_project, chdb_client):
     ],
 )
 def test_type_mapping(declared, arrow, nullable):
-    assert clickhouse_arrow_type("t", "c", declared) == (arrow, nullable)
+    assert clickhouse_arrow_type("t", "c", declared) == arrow
+    assert clickhouse_nullable(declared) is nullable
 
 
 def test_other_precisions_and_zones_arrive_as_the_same_instant(ch_project, chdb_client):

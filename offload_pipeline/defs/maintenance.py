@@ -11,7 +11,7 @@ No ``from __future__ import annotations`` here: Dagster inspects the context ann
 import dagster as dg
 
 from offload_pipeline.config import Config, MaintenanceSpec, RunSpec, TableSpec
-from offload_pipeline.core.maintenance import MaintenanceResult, maintain
+from offload_pipeline.core.maintenance import MaintenanceResult
 from offload_pipeline.defs.assets import pool_name
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.runs import (
@@ -54,7 +54,7 @@ def build_maintenance_op(spec: TableSpec, run: RunSpec) -> dg.OpDefinition:
     def _maintain(context: dg.OpExecutionContext) -> dg.Output:
         offload: OffloadResource = context.resources.offload
         try:
-            result = maintain(offload.config, spec, sink=offload.sink, run_id=context.run_id)
+            result = offload.maintain(spec, run_id=context.run_id)
         except OffloadError as e:
             raise dg.Failure(
                 description=str(e),

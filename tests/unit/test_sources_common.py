@@ -12,7 +12,6 @@ from offload_pipeline.core.sources._common import (
     arrow_schema,
     conform_batch,
     driver_error,
-    first_line,
     scrub,
 )
 from offload_pipeline.errors import (
@@ -20,6 +19,7 @@ from offload_pipeline.errors import (
     SchemaMismatchError,
     SourceQueryError,
     SourceUnavailableError,
+    first_line,
 )
 
 PASSWORD = "p@ss:/w%rd x"  # every character URLs treat specially

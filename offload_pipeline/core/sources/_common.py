@@ -17,6 +17,7 @@ from offload_pipeline.errors import (
     SchemaMismatchError,
     SourceQueryError,
     SourceUnavailableError,
+    first_line,
 )
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -97,12 +98,6 @@ def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.Re
                 f"table '{table}': column '{field.name}': values do not fit {field.type}: {e}"
             ) from e
     return pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message (drivers append server context), or its type name."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

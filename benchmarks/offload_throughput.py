@@ -30,7 +30,7 @@ from offload_pipeline.core.offload import offload_table
 from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import MICROS, Window
-from offload_pipeline.feed import connect, create_table
+from offload_pipeline.demo.feed import connect, create_table
 
 TABLE = "bronze_trades_binance"
 

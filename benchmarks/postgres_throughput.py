@@ -34,7 +34,7 @@ from offload_pipeline.core.offload import offload_table
 from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import Window
-from offload_pipeline.feed import postgres_table_ddl
+from offload_pipeline.demo.feed import postgres_table_ddl
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = "bronze_trades_binance"

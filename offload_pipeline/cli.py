@@ -115,7 +115,7 @@ def seed(
     span_seconds: float,
 ) -> None:
     """Write synthetic trades into the embedded (SQLite) hot tier."""
-    from offload_pipeline.feed import seed as seed_rows
+    from offload_pipeline.demo.feed import seed as seed_rows
 
     config = obj.config
     for spec in obj.tables(tables):
@@ -148,7 +148,7 @@ def seed(
 @pass_ctx
 def generate(obj: _Context, rate: float, tables: tuple[str, ...]) -> None:
     """Keep writing trades into the embedded hot tier (the demo feed) until interrupted."""
-    from offload_pipeline.feed import generate as generate_rows
+    from offload_pipeline.demo.feed import generate as generate_rows
 
     specs = obj.tables(tables)
     stop = threading.Event()
@@ -388,7 +388,7 @@ def demo(
     """Seed the embedded hot tier; start the feed, a local Pushgateway, Prometheus and
     Alertmanager (webhook: $OFFLOAD_ALERT_WEBHOOK_URL), and the Dagster UI with the schedule and
     sensors on."""
-    from offload_pipeline import local_stack
+    from offload_pipeline.demo import stack
 
     config = obj.config
     home = _default_dagster_home(obj)
@@ -396,30 +396,30 @@ def demo(
     specs = list(config.tables)
     empty = [s for s in specs if not _sqlite_path(s).exists()]
     if empty:
-        from offload_pipeline.feed import seed as seed_rows_into
+        from offload_pipeline.demo.feed import seed as seed_rows_into
 
         for spec in empty:
             seed_rows_into(_sqlite_path(spec), [spec.source_table], seed_rows)
         click.echo(f"seeded {seed_rows} rows into each of {len(empty)} table(s)")
     state = project / "data" / "monitoring"
-    services: list[local_stack.Service] = []
+    services: list[stack.Service] = []
     try:
-        pushgateway = local_stack.start_pushgateway(state / "pushgateway", port=pushgateway_port)
+        pushgateway = stack.start_pushgateway(state / "pushgateway", port=pushgateway_port)
         services.append(pushgateway)
-        alertmanager = local_stack.start_alertmanager(
+        alertmanager = stack.start_alertmanager(
             state / "alertmanager",
-            local_stack.alertmanager_config(os.environ.get("OFFLOAD_ALERT_WEBHOOK_URL")),
+            stack.alertmanager_config(os.environ.get("OFFLOAD_ALERT_WEBHOOK_URL")),
             port=alertmanager_port,
         )
         services.append(alertmanager)
         services.append(
-            local_stack.start_prometheus(
+            stack.start_prometheus(
                 state / "prometheus",
-                local_stack.prometheus_config(pushgateway.url, prometheus_port, alertmanager.url),
+                stack.prometheus_config(pushgateway.url, prometheus_port, alertmanager.url),
                 prometheus_port,
             )
         )
-    except (local_stack.MissingBinaryError, RuntimeError) as e:
+    except (stack.MissingBinaryError, RuntimeError) as e:
         for service in services:
             service.stop()
         raise click.ClickException(str(e)) from e

@@ -22,8 +22,8 @@ from offload_pipeline.core.offload import OffloadResult, offload_table
 from offload_pipeline.core.reconcile import Reconciliation, reconcile
 from offload_pipeline.core.sink import IcebergSink, TableState, read_state
 from offload_pipeline.core.sources import open_source
-from offload_pipeline.feed import DEMO_TABLES
-from offload_pipeline.local_stack import (
+from offload_pipeline.demo.feed import DEMO_TABLES
+from offload_pipeline.demo.stack import (
     Service,
     free_port,
     prometheus_config,

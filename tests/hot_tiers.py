@@ -17,7 +17,7 @@ from typing import Any
 import psycopg2
 
 from offload_pipeline.core.window import MICROS
-from offload_pipeline.feed import (
+from offload_pipeline.demo.feed import (
     clickhouse_table_ddl,
     postgres_table_ddl,
     seed,
@@ -146,7 +146,7 @@ class PostgresHot:
         now: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        """The same trades ``feed.seed`` writes into SQLite, continuing after the newest row."""
+        """The trades ``demo.feed.seed`` writes into SQLite, continuing after the newest row."""
         import adbc_driver_postgresql.dbapi as adbc
 
         rng = rng or random.Random()

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from offload_pipeline.feed import DEMO_TABLES
-from offload_pipeline.local_stack import (
+from offload_pipeline.demo.feed import DEMO_TABLES
+from offload_pipeline.demo.stack import (
     alertmanager_config,
     free_port,
     prometheus_config,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from offload_pipeline.feed import DEMO_TABLES
+from offload_pipeline.demo.feed import DEMO_TABLES
 from tests.conftest import ROOT, write_config
 from tests.e2e.test_metrics import value
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from offload_pipeline.local_stack import free_port
+from offload_pipeline.demo.stack import free_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e

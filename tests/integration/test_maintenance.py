@@ -26,8 +26,8 @@ from offload_pipeline.defs.maintenance import (
     op_name,
     run_maintenance,
 )
+from offload_pipeline.demo.feed import DEMO_TABLES
 from offload_pipeline.errors import CommitConflictError
-from offload_pipeline.feed import DEMO_TABLES
 from offload_pipeline.metrics import push
 from tests.conftest import worker_result, write_config
 from tests.e2e.test_metrics import value as pushed

@@ -33,6 +33,7 @@ from offload_pipeline.demo.stack import (
 from tests.hot_tiers import PostgresHot, PostgresServer, SqliteHot, start_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCKER = ROOT / "docker"
 WORKER = Path(__file__).resolve().parent / "offload_worker.py"
 
 
@@ -210,7 +211,7 @@ def pushgateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ser
 def prometheus(tmp_path: Path, pushgateway: Service) -> Iterator[Service]:
     """A real Prometheus with the project's config and rules, scraping ``pushgateway`` every 1 s."""
     port = free_port()
-    config = prometheus_config(pushgateway.url, port, interval="1s")
+    config = prometheus_config(DOCKER, pushgateway.url, port, interval="1s")
     service = start_prometheus(tmp_path / "prometheus", config, port)
     yield service
     service.stop()

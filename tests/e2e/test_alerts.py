@@ -17,7 +17,7 @@ from offload_pipeline.demo.stack import (
     start_alertmanager,
     start_prometheus,
 )
-from tests.conftest import promql
+from tests.conftest import DOCKER, promql
 from tests.e2e.test_metrics import break_table, cycle, mend_table, tick
 
 pytestmark = pytest.mark.e2e
@@ -68,13 +68,17 @@ def test_failure_alert_fires_reaches_the_webhook_and_resolves(project, pushgatew
     alertmanager = start_alertmanager(
         tmp_path / "alertmanager",
         alertmanager_config(
-            webhook.url, {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+            DOCKER,
+            webhook.url,
+            {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
         ),
     )
     port = free_port()
     prometheus = start_prometheus(
         tmp_path / "prometheus",
-        prometheus_config(pushgateway.url, port, alertmanager=alertmanager.url, interval="1s"),
+        prometheus_config(
+            DOCKER, pushgateway.url, port, alertmanager=alertmanager.url, interval="1s"
+        ),
         port,
     )
     try:

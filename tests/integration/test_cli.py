@@ -94,6 +94,18 @@ def test_unknown_table_is_refused(project):
     assert "unknown table 'bronze_trades_nowhere'" in out.stderr
 
 
+def test_demo_reads_monitoring_configs_beside_the_config_file_or_from_docker_dir(project):
+    # the project's directory has no docker/: the default names it, the option overrides it
+    default = project.cli("demo")
+    assert default.returncode == 1
+    assert f"{project.dir / 'docker'} is not a directory" in default.stderr
+    elsewhere = project.dir / "elsewhere"
+    explicit = project.cli("demo", "--docker-dir", str(elsewhere))
+    assert explicit.returncode == 1
+    assert f"{elsewhere} is not a directory" in explicit.stderr
+    assert not project.hot_db.exists()  # refused before seeding anything
+
+
 def test_every_verb_has_help(project):
     for verb in ("seed", "generate", "run", "status", "verify", "push-metrics", "demo"):
         out = project.cli(verb, "--help")

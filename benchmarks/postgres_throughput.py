@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -34,9 +35,12 @@ from offload_pipeline.core.offload import offload_table
 from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import Window
-from offload_pipeline.demo.feed import postgres_table_ddl
 
 ROOT = Path(__file__).resolve().parents[1]
+# the demo table's PostgreSQL DDL lives with the test suite's hot tiers
+sys.path.insert(0, str(ROOT))
+from tests.hot_tiers import postgres_table_ddl  # noqa: E402
+
 TABLE = "bronze_trades_binance"
 
 

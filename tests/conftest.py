@@ -22,7 +22,6 @@ from offload_pipeline.core.offload import OffloadResult, offload_table
 from offload_pipeline.core.reconcile import Reconciliation, reconcile
 from offload_pipeline.core.sink import IcebergSink, TableState, read_state
 from offload_pipeline.core.sources import open_source
-from offload_pipeline.demo.feed import DEMO_TABLES
 from offload_pipeline.demo.stack import (
     Service,
     free_port,
@@ -30,7 +29,7 @@ from offload_pipeline.demo.stack import (
     start_prometheus,
     start_pushgateway,
 )
-from tests.hot_tiers import PostgresHot, PostgresServer, SqliteHot, start_postgres
+from tests.hot_tiers import DEMO_TABLES, PostgresHot, PostgresServer, SqliteHot, start_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"

@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from offload_pipeline.demo.feed import DEMO_TABLES
 from offload_pipeline.demo.stack import (
     alertmanager_config,
     free_port,
@@ -19,6 +18,7 @@ from offload_pipeline.demo.stack import (
 )
 from tests.conftest import DOCKER, promql
 from tests.e2e.test_metrics import break_table, cycle, mend_table, tick
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.e2e
 TABLE = DEMO_TABLES[0]

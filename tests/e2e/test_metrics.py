@@ -16,10 +16,10 @@ from offload_pipeline.defs.metrics import MetricsState, metrics_tick
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.runs import run_cycle
 from offload_pipeline.defs.sensors import offload_metrics_sensor
-from offload_pipeline.demo.feed import DEMO_TABLES
 from offload_pipeline.demo.stack import start_pushgateway
 from offload_pipeline.metrics.contract import JOB, METRICS
 from tests.conftest import promql
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.e2e
 BINANCE, KRAKEN, COINBASE = DEMO_TABLES

@@ -7,7 +7,7 @@ import pytest
 from pyiceberg.catalog import load_catalog
 
 from offload_pipeline.core.window import MICROS, iso
-from offload_pipeline.demo.feed import DEMO_TABLES
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from offload_pipeline.config import load_config
 from offload_pipeline.definitions import build_definitions
 from offload_pipeline.defs.metrics import MetricsState, metrics_tick, push_last_run
 from offload_pipeline.defs.runs import run_cycle
-from offload_pipeline.feed import seed
-from offload_pipeline.local_stack import free_port, start_pushgateway
+from offload_pipeline.demo.feed import seed
+from offload_pipeline.demo.stack import free_port, start_pushgateway
 
 ROOT = Path(__file__).resolve().parents[1]
 

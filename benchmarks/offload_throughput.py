@@ -32,7 +32,7 @@ from offload_pipeline.core.iceberg.schema import write_schema
 from offload_pipeline.core.offload import OffloadResult, offload
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import MICROS, Window
-from offload_pipeline.feed import connect, create_table
+from offload_pipeline.demo.feed import connect, create_table
 
 TABLE = "bronze_trades_binance"
 

@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -31,9 +32,12 @@ from offload_throughput import core_offload, run_rss_child, vm_hwm_kb
 from offload_pipeline.config import load_config
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import Window
-from offload_pipeline.feed import postgres_table_ddl
 
 ROOT = Path(__file__).resolve().parents[1]
+# the demo table's PostgreSQL DDL lives with the test suite's hot tiers
+sys.path.insert(0, str(ROOT))
+from tests.hot_tiers import postgres_table_ddl  # noqa: E402
+
 TABLE = "bronze_trades_binance"
 
 

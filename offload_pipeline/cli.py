@@ -120,7 +120,7 @@ def seed(
     span_seconds: float,
 ) -> None:
     """Write synthetic trades into the embedded (SQLite) hot tier."""
-    from offload_pipeline.feed import seed as seed_rows
+    from offload_pipeline.demo.feed import seed as seed_rows
 
     config = obj.config
     for spec in obj.tables(tables):
@@ -153,7 +153,7 @@ def seed(
 @pass_ctx
 def generate(obj: _Context, rate: float, tables: tuple[str, ...]) -> None:
     """Keep writing trades into the embedded hot tier (the demo feed) until interrupted."""
-    from offload_pipeline.feed import generate as generate_rows
+    from offload_pipeline.demo.feed import generate as generate_rows
 
     specs = obj.tables(tables)
     stop = threading.Event()
@@ -368,6 +368,12 @@ def verify(obj: _Context, tables: tuple[str, ...]) -> None:
     show_default=True,
     help="Rows per table written once when the hot tier is empty.",
 )
+@click.option(
+    "--docker-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Monitoring configs, prometheus/ and alertmanager/ (default: docker/ beside the config).",
+)
 @pass_ctx
 def demo(
     obj: _Context,
@@ -377,42 +383,49 @@ def demo(
     prometheus_port: int,
     alertmanager_port: int,
     seed_rows: int,
+    docker_dir: Path | None,
 ) -> None:
     """Seed the embedded hot tier; start the feed, a local Pushgateway, Prometheus and
     Alertmanager (webhook: $OFFLOAD_ALERT_WEBHOOK_URL), and the Dagster UI with the schedule and
-    sensors on."""
-    from offload_pipeline import local_stack
+    sensors on. The project is the config file's directory: workspace.yaml, docker/ and
+    dagster_home/ live there, and the monitoring state under data/monitoring/."""
+    from offload_pipeline.demo import stack
 
     config = obj.config
-    home = _default_dagster_home(obj)
     project = _project_dir(config)
+    docker_dir = docker_dir or project / "docker"
+    if not docker_dir.is_dir():
+        raise click.ClickException(f"no monitoring configs: {docker_dir} is not a directory")
+    home = _default_dagster_home(obj)
     specs = list(config.tables)
     empty = [s for s in specs if not _sqlite_path(s).exists()]
     if empty:
-        from offload_pipeline.feed import seed as seed_rows_into
+        from offload_pipeline.demo.feed import seed as seed_rows_into
 
         for spec in empty:
             seed_rows_into(_sqlite_path(spec), [spec.source_table], seed_rows)
         click.echo(f"seeded {seed_rows} rows into each of {len(empty)} table(s)")
     state = project / "data" / "monitoring"
-    services: list[local_stack.Service] = []
+    services: list[stack.Service] = []
     try:
-        pushgateway = local_stack.start_pushgateway(state / "pushgateway", port=pushgateway_port)
+        pushgateway = stack.start_pushgateway(state / "pushgateway", port=pushgateway_port)
         services.append(pushgateway)
-        alertmanager = local_stack.start_alertmanager(
+        alertmanager = stack.start_alertmanager(
             state / "alertmanager",
-            local_stack.alertmanager_config(os.environ.get("OFFLOAD_ALERT_WEBHOOK_URL")),
+            stack.alertmanager_config(docker_dir, os.environ.get("OFFLOAD_ALERT_WEBHOOK_URL")),
             port=alertmanager_port,
         )
         services.append(alertmanager)
         services.append(
-            local_stack.start_prometheus(
+            stack.start_prometheus(
                 state / "prometheus",
-                local_stack.prometheus_config(pushgateway.url, prometheus_port, alertmanager.url),
+                stack.prometheus_config(
+                    docker_dir, pushgateway.url, prometheus_port, alertmanager.url
+                ),
                 prometheus_port,
             )
         )
-    except (local_stack.MissingBinaryError, RuntimeError) as e:
+    except (stack.MissingBinaryError, RuntimeError, OSError) as e:
         for service in services:
             service.stop()
         raise click.ClickException(str(e)) from e
@@ -478,22 +491,23 @@ def _sqlite_path(spec: TableSpec) -> Path:
 
 
 def _project_dir(config: Config) -> Path:
-    """The directory of the config file, where workspace.yaml and dagster_home/ live."""
+    """The directory of the config file: the project root holding workspace.yaml, docker/ and
+    dagster_home/ (the package itself never looks for files next to its own code)."""
     return config.path.parent
 
 
 def _default_dagster_home(obj: _Context) -> Path:
-    """``DAGSTER_HOME``, defaulting to ``dagster_home/`` beside the config file."""
+    """``DAGSTER_HOME``, defaulting to ``dagster_home/`` beside the config file; a home without
+    an instance config gets that project's ``dagster_home/dagster.yaml``."""
+    template = _project_dir(obj.config) / "dagster_home" / "dagster.yaml"
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        home = str(_project_dir(obj.config) / "dagster_home")
+        home = str(template.parent)
         os.environ["DAGSTER_HOME"] = home
     path = Path(home)
     path.mkdir(parents=True, exist_ok=True)
-    if not (path / "dagster.yaml").exists():
-        template = Path(__file__).resolve().parent.parent / "dagster_home" / "dagster.yaml"
-        if template.exists():
-            shutil.copy(template, path / "dagster.yaml")
+    if not (path / "dagster.yaml").exists() and template.exists():
+        shutil.copy(template, path / "dagster.yaml")
     return path
 
 

@@ -26,17 +26,17 @@ from offload_pipeline.core.maintenance import MaintenanceResult, maintain
 from offload_pipeline.core.offload import OffloadResult, offload
 from offload_pipeline.core.reconcile import Reconciliation, reconcile
 from offload_pipeline.core.sources import HotTier
-from offload_pipeline.feed import DEMO_TABLES
-from offload_pipeline.local_stack import (
+from offload_pipeline.demo.stack import (
     Service,
     free_port,
     prometheus_config,
     start_prometheus,
     start_pushgateway,
 )
-from tests.hot_tiers import PostgresHot, PostgresServer, SqliteHot, start_postgres
+from tests.hot_tiers import DEMO_TABLES, PostgresHot, PostgresServer, SqliteHot, start_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCKER = ROOT / "docker"
 WORKER = Path(__file__).resolve().parent / "offload_worker.py"
 
 
@@ -239,7 +239,7 @@ def pushgateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ser
 def prometheus(tmp_path: Path, pushgateway: Service) -> Iterator[Service]:
     """A real Prometheus with the project's config and rules, scraping ``pushgateway`` every 1 s."""
     port = free_port()
-    config = prometheus_config(pushgateway.url, port, interval="1s")
+    config = prometheus_config(DOCKER, pushgateway.url, port, interval="1s")
     service = start_prometheus(tmp_path / "prometheus", config, port)
     yield service
     service.stop()

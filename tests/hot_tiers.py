@@ -1,6 +1,7 @@
 """Test-side handles on real hot tiers: seed demo trades, count rows, run SQL.
 
-One interface over SQLite, PostgreSQL and ClickHouse so behaviour suites run against each.
+One interface over SQLite, PostgreSQL and ClickHouse so behaviour suites run against each; the demo
+table's PostgreSQL and ClickHouse DDL lives here (the embedded SQLite one is the demo feed's).
 """
 
 from __future__ import annotations
@@ -11,22 +12,71 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg2
+import pyarrow as pa
 
 from offload_pipeline.core.window import MICROS
-from offload_pipeline.feed import (
-    clickhouse_table_ddl,
-    postgres_table_ddl,
-    seed,
-    trade_timestamps,
-    trades_table,
-)
+from offload_pipeline.demo.feed import TRADES_SCHEMA, seed, trade_rows, trade_timestamps
 
 ROOT = Path(__file__).resolve().parents[1]
 START_POSTGRES = ROOT / "scripts" / "start-postgres.sh"
+DEMO_TABLES = ("bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase")
+
+
+def postgres_table_ddl(table: str) -> list[str]:
+    """The demo bronze table in PostgreSQL, with its cursor index."""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS "{table}" (
+            exchange_timestamp timestamptz NOT NULL,
+            sequence_number bigint NOT NULL PRIMARY KEY,
+            symbol text NOT NULL,
+            price numeric(18,8) NOT NULL,
+            quantity numeric(18,8) NOT NULL,
+            quote_volume numeric(18,8) NOT NULL,
+            event_time timestamptz NOT NULL,
+            kafka_offset bigint NOT NULL,
+            kafka_partition integer NOT NULL,
+            ingestion_timestamp timestamptz NOT NULL
+        )""",
+        f'CREATE INDEX IF NOT EXISTS "{table}_cursor" '
+        f'ON "{table}" (exchange_timestamp, sequence_number)',
+    ]
+
+
+def clickhouse_table_ddl(database: str, table: str) -> str:
+    """The demo bronze table in ClickHouse, sorted by its cursor."""
+    return f"""CREATE TABLE IF NOT EXISTS `{database}`.`{table}` (
+        exchange_timestamp DateTime64(6, 'UTC'),
+        sequence_number Int64,
+        symbol LowCardinality(String),
+        price Decimal(18, 8),
+        quantity Decimal(18, 8),
+        quote_volume Decimal(18, 8),
+        event_time DateTime64(6, 'UTC'),
+        kafka_offset Int64,
+        kafka_partition Int32,
+        ingestion_timestamp DateTime64(6, 'UTC')
+    ) ENGINE = MergeTree ORDER BY (exchange_timestamp, sequence_number)"""
+
+
+def trades_table(
+    timestamps: list[int], seq: int, offset: int, rng: random.Random, now_us: int
+) -> pa.Table:
+    """Trades at ``timestamps`` as an Arrow table of ``TRADES_SCHEMA``, sequence from ``seq``."""
+    rows = list(trade_rows(timestamps, seq, offset, rng, now_us))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(TRADES_SCHEMA)
+    arrays = [
+        pa.array(
+            [Decimal(v) for v in values] if pa.types.is_decimal(field.type) else values,
+            pa.int64() if pa.types.is_timestamp(field.type) else field.type,
+        ).cast(field.type)
+        for field, values in zip(TRADES_SCHEMA, columns, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=TRADES_SCHEMA)
 
 
 def start_postgres(data_dir: Path | None = None, port: int | None = None) -> str:
@@ -146,7 +196,7 @@ class PostgresHot:
         now: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        """The same trades ``feed.seed`` writes into SQLite, continuing after the newest row."""
+        """The trades ``demo.feed.seed`` writes into SQLite, continuing after the newest row."""
         import adbc_driver_postgresql.dbapi as adbc
 
         rng = rng or random.Random()

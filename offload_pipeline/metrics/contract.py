@@ -16,7 +16,6 @@ TABLE_LABELS = ("table", "layer")
 
 Kind = Literal["counter", "gauge", "histogram"]
 Scope = Literal["table", "pipeline"]
-Owner = Literal["hook", "sensor", "maintenance"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +26,6 @@ class MetricSpec:
     kind: Kind
     help: str
     scope: Scope
-    owner: Owner
-    """who pushes it; each metric has exactly one pusher, so no push erases another's values"""
     labels: tuple[str, ...] = ()
     """labels besides table and layer"""
     buckets: tuple[float, ...] = ()
@@ -48,14 +45,12 @@ METRICS: tuple[MetricSpec, ...] = (
         "counter",
         "Rows committed to Iceberg by this pipeline.",
         "table",
-        "sensor",
     ),
     MetricSpec(
         "offload_runs_total",
         "counter",
         "Finished offload attempts of the table.",
         "table",
-        "sensor",
         labels=("status",),
     ),
     MetricSpec(
@@ -63,7 +58,6 @@ METRICS: tuple[MetricSpec, ...] = (
         "counter",
         "Failed offload attempts, by cause.",
         "table",
-        "sensor",
         labels=("error_type",),
     ),
     MetricSpec(
@@ -71,14 +65,12 @@ METRICS: tuple[MetricSpec, ...] = (
         "counter",
         "Rows found in the hot tier behind the committed watermark.",
         "table",
-        "sensor",
     ),
     MetricSpec(
         "offload_duration_seconds",
         "histogram",
         "Duration of offload attempts.",
         "table",
-        "sensor",
         buckets=DURATION_BUCKETS,
     ),
     MetricSpec(
@@ -86,7 +78,6 @@ METRICS: tuple[MetricSpec, ...] = (
         "histogram",
         "Throughput of successful offload attempts.",
         "table",
-        "sensor",
         buckets=ROWS_PER_SECOND_BUCKETS,
     ),
     MetricSpec(
@@ -94,110 +85,91 @@ METRICS: tuple[MetricSpec, ...] = (
         "gauge",
         "End of the last offload attempt, any status.",
         "table",
-        "hook",
     ),
     MetricSpec(
         "offload_last_success_timestamp_seconds",
         "gauge",
         "End of the last successful offload attempt.",
         "table",
-        "hook",
     ),
     MetricSpec(
         "offload_last_run_success",
         "gauge",
         "1 if the last offload attempt succeeded, else 0.",
         "table",
-        "hook",
     ),
     MetricSpec(
         "offload_last_run_duration_seconds",
         "gauge",
         "Duration of the last offload attempt.",
         "table",
-        "hook",
     ),
     MetricSpec(
         "offload_last_run_rows",
         "gauge",
         "Rows committed by the last offload attempt.",
         "table",
-        "hook",
     ),
     MetricSpec(
         "offload_consecutive_failures",
         "gauge",
         "Failed offload attempts since the last success.",
         "table",
-        "hook",
     ),
     MetricSpec(
         "offload_watermark_timestamp_seconds",
         "gauge",
         "Committed watermark (event time), read from Iceberg.",
         "table",
-        "sensor",
     ),
     MetricSpec(
         "offload_source_max_timestamp_seconds",
         "gauge",
         "Newest event time in the hot tier at the last measurement.",
         "table",
-        "sensor",
     ),
     MetricSpec(
         "offload_lag_seconds",
         "gauge",
         "Hot-tier newest event time minus the watermark, never negative.",
         "table",
-        "sensor",
     ),
     MetricSpec(
         "offload_reconciliation_delta_rows",
         "gauge",
         "Hot-tier rows minus Iceberg rows over the last reconciled closed window.",
         "table",
-        "sensor",
     ),
     MetricSpec(
         "offload_schema_changes_total",
         "counter",
         "Additive schema changes applied to the Iceberg table.",
         "table",
-        "sensor",
     ),
     MetricSpec(
         "offload_iceberg_snapshots",
         "gauge",
         "Snapshots in the table's metadata.",
         "table",
-        "sensor",
     ),
-    MetricSpec(
-        "offload_iceberg_data_files", "gauge", "Live data files of the table.", "table", "sensor"
-    ),
+    MetricSpec("offload_iceberg_data_files", "gauge", "Live data files of the table.", "table"),
     MetricSpec(
         "offload_iceberg_small_file_ratio",
         "gauge",
         "Share of live data files that compaction would rewrite (small, sharing a partition).",
         "table",
-        "sensor",
     ),
     MetricSpec(
         "offload_last_maintenance_timestamp_seconds",
         "gauge",
         "End of the last successful Iceberg maintenance (0: never maintained).",
         "table",
-        # pushed when a maintenance ends; the sensor re-pushes the same value, read from the
-        # table's properties, so it survives Pushgateway restarts
-        "maintenance",
     ),
     MetricSpec(
         "offload_cycles_total",
         "counter",
         "Finished offload cycles (runs of the offload job over its tables).",
         "pipeline",
-        "sensor",
         labels=("status",),
     ),
     MetricSpec(
@@ -205,7 +177,6 @@ METRICS: tuple[MetricSpec, ...] = (
         "histogram",
         "Duration of offload cycles.",
         "pipeline",
-        "sensor",
         buckets=CYCLE_BUCKETS,
     ),
     MetricSpec(
@@ -213,17 +184,13 @@ METRICS: tuple[MetricSpec, ...] = (
         "gauge",
         "Duration of the last finished offload cycle.",
         "pipeline",
-        "sensor",
     ),
-    MetricSpec(
-        "offload_tables_configured", "gauge", "Tables in the offload config.", "pipeline", "sensor"
-    ),
+    MetricSpec("offload_tables_configured", "gauge", "Tables in the offload config.", "pipeline"),
     MetricSpec(
         "offload_info",
         "gauge",
         "Pipeline metadata (value is always 1).",
         "pipeline",
-        "sensor",
         labels=("version", "schedule"),
     ),
     MetricSpec(
@@ -231,7 +198,6 @@ METRICS: tuple[MetricSpec, ...] = (
         "gauge",
         "Last tick of the metrics sensor (proves the daemon is alive).",
         "pipeline",
-        "sensor",
     ),
 )
 

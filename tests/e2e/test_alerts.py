@@ -9,16 +9,16 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from offload_pipeline.feed import DEMO_TABLES
-from offload_pipeline.local_stack import (
+from offload_pipeline.demo.stack import (
     alertmanager_config,
     free_port,
     prometheus_config,
     start_alertmanager,
     start_prometheus,
 )
-from tests.conftest import promql
+from tests.conftest import DOCKER, promql
 from tests.e2e.test_metrics import break_table, cycle, mend_table, tick
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.e2e
 TABLE = DEMO_TABLES[0]
@@ -68,13 +68,17 @@ def test_failure_alert_fires_reaches_the_webhook_and_resolves(project, pushgatew
     alertmanager = start_alertmanager(
         tmp_path / "alertmanager",
         alertmanager_config(
-            webhook.url, {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+            DOCKER,
+            webhook.url,
+            {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
         ),
     )
     port = free_port()
     prometheus = start_prometheus(
         tmp_path / "prometheus",
-        prometheus_config(pushgateway.url, port, alertmanager=alertmanager.url, interval="1s"),
+        prometheus_config(
+            DOCKER, pushgateway.url, port, alertmanager=alertmanager.url, interval="1s"
+        ),
         port,
     )
     try:

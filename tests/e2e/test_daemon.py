@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from offload_pipeline.feed import DEMO_TABLES
 from tests.conftest import ROOT, write_config
 from tests.e2e.test_metrics import value
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.e2e
 TABLE = DEMO_TABLES[0]

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from offload_pipeline.feed import DEMO_TABLES
 from tests.conftest import http_json, promql
 from tests.e2e.test_metrics import break_table, cycle, maintenance, mend_table, tick
 from tests.e2e.test_metrics import value as pushed
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.e2e
 

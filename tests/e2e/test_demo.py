@@ -1,5 +1,6 @@
 """`offload-pipeline demo` starts everything a newcomer needs, and Ctrl-C stops all of it."""
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from offload_pipeline.local_stack import free_port
-from tests.conftest import ROOT
+from offload_pipeline.demo.stack import free_port
+from tests.conftest import DOCKER, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -23,8 +24,10 @@ def _ready(url: str) -> bool:
 
 
 def test_demo_starts_feed_monitoring_and_dagster_then_stops_cleanly(project, tmp_path):
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text((ROOT / "workspace.yaml").read_text())
+    # a project root like the repository's: the demo finds these beside the config file
+    (tmp_path / "workspace.yaml").write_text((ROOT / "workspace.yaml").read_text())
+    for configs in ("prometheus", "alertmanager"):
+        shutil.copytree(DOCKER / configs, tmp_path / "docker" / configs)
     ui, pg, prom, am = free_port(), free_port(), free_port(), free_port()
     demo = subprocess.Popen(
         [

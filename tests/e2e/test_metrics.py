@@ -16,10 +16,10 @@ from offload_pipeline.defs.metrics import MetricsState, metrics_tick
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.runs import run_cycle
 from offload_pipeline.defs.sensors import offload_metrics_sensor
-from offload_pipeline.feed import DEMO_TABLES
-from offload_pipeline.local_stack import start_pushgateway
+from offload_pipeline.demo.stack import start_pushgateway
 from offload_pipeline.metrics.contract import JOB, METRICS
 from tests.conftest import promql
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.e2e
 BINANCE, KRAKEN, COINBASE = DEMO_TABLES
@@ -231,7 +231,7 @@ def test_a_table_that_never_ran_has_no_lag_only_its_source_max(project, pushgate
 
 
 def test_pushgateway_down_never_fails_an_offload(project, monkeypatch, caplog):
-    from offload_pipeline.local_stack import free_port
+    from offload_pipeline.demo.stack import free_port
 
     monkeypatch.setenv("OFFLOAD_PUSHGATEWAY_URL", f"http://127.0.0.1:{free_port()}")
     project.seed(200, table=BINANCE)

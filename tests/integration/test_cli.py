@@ -7,7 +7,7 @@ import pytest
 from pyiceberg.catalog import load_catalog
 
 from offload_pipeline.core.window import MICROS, iso
-from offload_pipeline.feed import DEMO_TABLES
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +92,18 @@ def test_unknown_table_is_refused(project):
     out = project.cli("verify", "--table", "bronze_trades_nowhere")
     assert out.returncode == 1
     assert "unknown table 'bronze_trades_nowhere'" in out.stderr
+
+
+def test_demo_reads_monitoring_configs_beside_the_config_file_or_from_docker_dir(project):
+    # the project's directory has no docker/: the default names it, the option overrides it
+    default = project.cli("demo")
+    assert default.returncode == 1
+    assert f"{project.dir / 'docker'} is not a directory" in default.stderr
+    elsewhere = project.dir / "elsewhere"
+    explicit = project.cli("demo", "--docker-dir", str(elsewhere))
+    assert explicit.returncode == 1
+    assert f"{elsewhere} is not a directory" in explicit.stderr
+    assert not project.hot_db.exists()  # refused before seeding anything
 
 
 def test_every_verb_has_help(project):

@@ -30,13 +30,13 @@ from offload_pipeline.core.sources.clickhouse import (
     max_event_time_sql,
 )
 from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.demo.feed import TRADES_SCHEMA
 from offload_pipeline.errors import (
     OffloadTimeoutError,
     SchemaMismatchError,
     SourceQueryError,
     SourceUnavailableError,
 )
-from offload_pipeline.feed import TRADES_SCHEMA
 from tests.conftest import Project, write_config
 from tests.hot_tiers import ClickHouseHot
 

@@ -8,35 +8,42 @@ from tests.conftest import worker_result
 
 pytestmark = pytest.mark.integration
 
-# each point is reached in a run of 35k rows committed in 10k-row chunks (4 commits)
-CRASH_POINTS = [
-    "plan",  # window planned, nothing read
-    "read",  # first chunk read, in the reader thread
-    "read@3",  # later chunk read while earlier ones are committed
-    "append.during+1",  # a millisecond into writing the first data files
-    "append.during+25",  # deeper into the first chunk's file writes
-    "append.during@3+10",  # inside the third chunk's file writes
-    "append.after",  # data files written, nothing committed
-    "commit.before",  # just before the first catalog commit
-    "commit.after",  # just after the first catalog commit
-    "commit.before@3",  # just before a middle commit
-    "commit.after@3",  # just after a middle commit
-    "commit.after@4",  # just after the last commit, before the run returns
-]
+ROWS, BATCH_ROWS = 35_000, 10_000  # 4 commits a run (batch_rows of write_config)
+# each point is reached in a run of ROWS rows, with the commits the killed run can have made
+# before it died: exact where the kill is synchronous in the writer, a range where it comes from
+# a timer or from the reader thread (which runs one chunk ahead of the commits)
+CRASH_POINTS = {
+    "plan": {0},  # window planned, nothing read
+    "read": {0},  # first chunk read, in the reader thread
+    "read@3": {0, 1, 2},  # later chunk read while earlier ones are committed
+    "append.during+1": {0, 1},  # a millisecond into writing the first data files
+    "append.during+25": {0, 1},  # deeper into the first chunk's file writes
+    "append.during@3+10": {2, 3},  # inside the third chunk's file writes
+    "append.after": {0},  # data files written, nothing committed
+    "commit.before": {0},  # just before the first catalog commit
+    "commit.after": {1},  # just after the first catalog commit
+    "commit.before@3": {2},  # just before a middle commit
+    "commit.after@3": {3},  # just after a middle commit
+    "commit.after@4": {4},  # just after the last commit, before the run returns
+}
 
 
 def test_sigkill_at_every_point_keeps_the_table_exactly_once(any_project):
-    killed = 0
-    for point in CRASH_POINTS:
-        any_project.seed(35_000)
+    assert any_project.config.run.batch_rows == BATCH_ROWS
+    for point, commits in CRASH_POINTS.items():
+        any_project.seed(ROWS)
         before = (
             any_project.state().watermark
             if any_project.catalog().load(any_project.spec())
             else None
         )
+        rows_before = any_project.iceberg_rows()
         code, _ = worker_result(any_project.worker(failpoint=point))
         assert code == -signal.SIGKILL, f"{point}: the process was not killed ({code})"
-        killed += 1
+        # the kill landed where the point says: after exactly these commits of the run
+        committed = any_project.iceberg_rows() - rows_before
+        expected = {min(n * BATCH_ROWS, ROWS) for n in commits}
+        assert committed in expected, f"{point}: the killed run committed {committed} rows"
         # right after the crash: either the old or a newer watermark, and exactly its rows
         check = any_project.reconcile()
         assert check.ok, f"after crash at {point}: {check}"
@@ -48,7 +55,6 @@ def test_sigkill_at_every_point_keeps_the_table_exactly_once(any_project):
         check = any_project.reconcile()
         assert check.ok, f"after recovery from {point}: {check}"
         assert check.hot_rows == any_project.hot_count() == check.iceberg_rows
-    assert killed >= 10
 
 
 def test_sigkill_during_an_in_process_dagster_run_recovers_on_the_next_run(project):

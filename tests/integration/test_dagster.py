@@ -16,8 +16,8 @@ from offload_pipeline.defs.assets import pool_name
 from offload_pipeline.defs.jobs import BRONZE_JOB, MODE_TAG
 from offload_pipeline.defs.runs import run_cycle
 from offload_pipeline.defs.schedules import BRONZE_SCHEDULE
-from offload_pipeline.feed import DEMO_TABLES
 from tests.conftest import ROOT
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.integration
 

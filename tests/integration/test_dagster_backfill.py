@@ -9,7 +9,7 @@ import pytest
 from offload_pipeline.definitions import build_definitions
 from offload_pipeline.defs.jobs import BRONZE_JOB
 from offload_pipeline.defs.runs import run_cycle
-from offload_pipeline.feed import DEMO_TABLES
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.integration
 TABLE = DEMO_TABLES[0]

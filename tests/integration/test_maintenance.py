@@ -26,10 +26,10 @@ from offload_pipeline.defs.maintenance import (
     run_maintenance,
 )
 from offload_pipeline.errors import CommitConflictError
-from offload_pipeline.feed import DEMO_TABLES
 from offload_pipeline.metrics import push
 from tests.conftest import worker_result, write_config
 from tests.e2e.test_metrics import value as pushed
+from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.integration
 TABLE = DEMO_TABLES[0]

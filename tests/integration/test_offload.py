@@ -9,8 +9,8 @@ from pyiceberg.types import DecimalType, IntegerType, LongType, TimestamptzType
 
 from offload_pipeline.core.iceberg.state import TABLE_DEFAULTS
 from offload_pipeline.core.window import MICROS
+from offload_pipeline.demo.feed import create_table
 from offload_pipeline.errors import SchemaMismatchError, SourceQueryError, SourceUnavailableError
-from offload_pipeline.feed import create_table
 
 pytestmark = pytest.mark.integration
 TABLE = "bronze_trades_binance"

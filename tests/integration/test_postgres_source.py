@@ -16,13 +16,13 @@ import pytest
 from offload_pipeline.config import load_config
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import Window
+from offload_pipeline.demo.feed import TRADES_SCHEMA
 from offload_pipeline.errors import (
     OffloadTimeoutError,
     SchemaMismatchError,
     SourceQueryError,
     SourceUnavailableError,
 )
-from offload_pipeline.feed import TRADES_SCHEMA
 from tests.conftest import Project, write_config
 from tests.hot_tiers import PostgresHot, PostgresServer, SqliteHot, start_postgres, stop_postgres
 

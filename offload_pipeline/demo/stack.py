@@ -1,7 +1,8 @@
 """Local Pushgateway, Prometheus and Alertmanager processes for the demo and the tests.
 
-They run the Debian binaries with this repository's configs from ``docker/``; only hosts, ports,
-paths and (for tests) intervals are rewritten, so what runs locally is what production loads.
+They run the Debian binaries with the project's configs from the ``docker/`` directory the caller
+names; only hosts, ports, paths and (for tests) intervals are rewritten, so what runs locally is
+what production loads.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 import yaml
 
-DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 BINARIES = {
     "pushgateway": "prometheus-pushgateway",
     "prometheus": "prometheus",
@@ -77,14 +77,16 @@ def start_pushgateway(data_dir: Path, port: int | None = None) -> Service:
 
 
 def prometheus_config(
+    docker_dir: Path,
     pushgateway: str,
     prometheus_port: int,
     alertmanager: str | None = None,
     interval: str | None = None,
-    rules_dir: Path = DOCKER_DIR / "prometheus" / "rules",
 ) -> dict[str, Any]:
-    """``docker/prometheus/prometheus.yml`` with local targets (and optionally faster intervals)."""
-    config = yaml.safe_load((DOCKER_DIR / "prometheus" / "prometheus.yml").read_text())
+    """``<docker_dir>/prometheus/prometheus.yml`` with local targets and the rules beside it
+    (and optionally faster intervals)."""
+    prometheus_dir = docker_dir / "prometheus"
+    config = yaml.safe_load((prometheus_dir / "prometheus.yml").read_text())
     targets = {
         "pushgateway": _hostport(pushgateway),
         "prometheus": f"127.0.0.1:{prometheus_port}",
@@ -101,7 +103,7 @@ def prometheus_config(
         }
     else:
         config.pop("alerting", None)
-    config["rule_files"] = [str(rules_dir / "*.yml")]
+    config["rule_files"] = [str(prometheus_dir / "rules" / "*.yml")]
     if interval:
         config["global"]["scrape_interval"] = interval
         config["global"]["evaluation_interval"] = interval
@@ -122,13 +124,13 @@ def start_prometheus(data_dir: Path, config: dict[str, Any], port: int) -> Servi
 
 
 def alertmanager_config(
-    webhook_url: str | None, intervals: dict[str, str] | None = None
+    docker_dir: Path, webhook_url: str | None, intervals: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """``docker/alertmanager/alertmanager.yml`` delivering every webhook to ``webhook_url``.
+    """``<docker_dir>/alertmanager/alertmanager.yml`` delivering every webhook to ``webhook_url``.
 
     None keeps the file's URLs; ``intervals`` (tests) shortens group_wait/interval, repeat_interval.
     """
-    config = yaml.safe_load((DOCKER_DIR / "alertmanager" / "alertmanager.yml").read_text())
+    config = yaml.safe_load((docker_dir / "alertmanager" / "alertmanager.yml").read_text())
     for receiver in config.get("receivers", []) if webhook_url else []:
         for webhook in receiver.get("webhook_configs", []):
             webhook["url"] = webhook_url

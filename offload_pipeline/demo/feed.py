@@ -22,22 +22,8 @@ from offload_pipeline.core.window import MICROS
 
 log = logging.getLogger(__name__)
 
-DEMO_TABLES = ("bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase")
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT")
 _BASE_PRICE = {"BTC": 67_000, "ETH": 3_400, "SOL": 150, "XRP": 0.6, "ADA": 0.45, "DOGE": 0.15}
-COLUMNS = (
-    "exchange_timestamp",
-    "sequence_number",
-    "symbol",
-    "price",
-    "quantity",
-    "quote_volume",
-    "event_time",
-    "kafka_offset",
-    "kafka_partition",
-    "ingestion_timestamp",
-)
-
 
 _DECIMAL = pa.decimal128(18, 8)
 # the demo table as Arrow: what every source delivers for it, and what the Iceberg table holds
@@ -55,43 +41,7 @@ TRADES_SCHEMA = pa.schema(
         pa.field("ingestion_timestamp", TIMESTAMP, nullable=False),
     ]
 )
-
-
-def postgres_table_ddl(table: str) -> list[str]:
-    """The demo bronze table in PostgreSQL, with its cursor index."""
-    name = quote(table)
-    return [
-        f"""CREATE TABLE IF NOT EXISTS {name} (
-            exchange_timestamp timestamptz NOT NULL,
-            sequence_number bigint NOT NULL PRIMARY KEY,
-            symbol text NOT NULL,
-            price numeric(18,8) NOT NULL,
-            quantity numeric(18,8) NOT NULL,
-            quote_volume numeric(18,8) NOT NULL,
-            event_time timestamptz NOT NULL,
-            kafka_offset bigint NOT NULL,
-            kafka_partition integer NOT NULL,
-            ingestion_timestamp timestamptz NOT NULL
-        )""",
-        f"CREATE INDEX IF NOT EXISTS {quote(table + '_cursor')} "
-        f"ON {name} (exchange_timestamp, sequence_number)",
-    ]
-
-
-def clickhouse_table_ddl(database: str, table: str) -> str:
-    """The demo bronze table in ClickHouse, sorted by its cursor."""
-    return f"""CREATE TABLE IF NOT EXISTS `{database}`.`{table}` (
-        exchange_timestamp DateTime64(6, 'UTC'),
-        sequence_number Int64,
-        symbol LowCardinality(String),
-        price Decimal(18, 8),
-        quantity Decimal(18, 8),
-        quote_volume Decimal(18, 8),
-        event_time DateTime64(6, 'UTC'),
-        kafka_offset Int64,
-        kafka_partition Int32,
-        ingestion_timestamp DateTime64(6, 'UTC')
-    ) ENGINE = MergeTree ORDER BY (exchange_timestamp, sequence_number)"""
+COLUMNS = tuple(TRADES_SCHEMA.names)
 
 
 def trade_timestamps(
@@ -113,22 +63,6 @@ def trade_timestamps(
             for ts in timestamps
         ]
     return timestamps
-
-
-def trades_table(
-    timestamps: list[int], seq: int, offset: int, rng: random.Random, now_us: int
-) -> pa.Table:
-    """Trades at ``timestamps`` as an Arrow table of ``TRADES_SCHEMA``, sequence from ``seq``."""
-    rows = list(_trades(timestamps, seq, offset, rng, now_us))
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(COLUMNS)
-    arrays = [
-        pa.array(
-            [Decimal(v) for v in values] if pa.types.is_decimal(field.type) else values,
-            pa.int64() if field.type == TIMESTAMP else field.type,
-        ).cast(field.type)
-        for field, values in zip(TRADES_SCHEMA, columns, strict=True)
-    ]
-    return pa.Table.from_arrays(arrays, schema=TRADES_SCHEMA)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -265,13 +199,15 @@ def _insert(
     placeholders = ", ".join("?" * len(COLUMNS))
     conn.executemany(
         f"INSERT INTO {name} ({', '.join(COLUMNS)}) VALUES ({placeholders})",
-        _trades(timestamps, next_seq, next_offset, rng, now_us),
+        trade_rows(timestamps, next_seq, next_offset, rng, now_us),
     )
 
 
-def _trades(
+def trade_rows(
     timestamps: list[int], seq: int, offset: int, rng: random.Random, now_us: int
 ) -> Iterator[tuple[object, ...]]:
+    """Trades at ``timestamps`` as tuples in ``COLUMNS`` order, sequence from ``seq``; decimals
+    as strings, timestamps as integer microseconds."""
     for i, ts in enumerate(timestamps):
         symbol = SYMBOLS[rng.randrange(len(SYMBOLS))]
         base = _BASE_PRICE[symbol.removesuffix("USDT")]

@@ -1,0 +1,1 @@
+"""The demo: a synthetic trade feed into the embedded hot tier and a local monitoring stack."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import yaml
 
@@ -315,6 +315,7 @@ def _parse_sources(raw: Any, base: Path) -> dict[str, SourceSpec]:
             raise ConfigInvalidError(
                 f"{where}.kind: {kind!r} is not one of {', '.join(get_args(SourceKind))}"
             )
+        kind = cast(SourceKind, kind)
         _no_unknown(body, {"kind"} | SOURCE_KEYS[kind], f"{where} (kind {kind})")
         if kind == "sqlite":
             path = body.get("path")
@@ -511,17 +512,17 @@ def _parse_table(
     raw: Any, index: int, defaults: Mapping[str, Any], sources: Mapping[str, SourceSpec]
 ) -> TableSpec:
     body = _mapping(raw, f"tables[{index}]")
-    name = body.get("name")
-    where = f"table '{name}'" if isinstance(name, str) else f"tables[{index}]"
-    check_identifier(name, f"{where}: name")
+    raw_name = body.get("name")
+    where = f"table '{raw_name}'" if isinstance(raw_name, str) else f"tables[{index}]"
+    name = check_identifier(raw_name, f"{where}: name")
     _no_unknown(defaults, _TABLE_KEYS - {"name", "source_table", "iceberg"}, "defaults")
     _no_unknown(body, _TABLE_KEYS, where)
     merged = {**defaults, **body}
 
-    source_name = merged.get("source")
+    source_name: str | None = merged.get("source")
     if source_name is None and len(sources) == 1:
         source_name = next(iter(sources))
-    if source_name not in sources:
+    if source_name is None or source_name not in sources:
         raise ConfigInvalidError(
             f"{where}: source: {source_name!r} is not a configured source "
             f"(configured: {', '.join(sources)})"

@@ -114,7 +114,7 @@ def read_ahead(items: Generator[pa.Table, None, None]) -> Iterator[pa.Table]:
                 return
             if isinstance(item, _Failed):
                 raise item.error
-            yield item  # type: ignore[misc]
+            yield item
     finally:
         stop.set()
         while thread.is_alive():  # unblock a reader waiting to hand over

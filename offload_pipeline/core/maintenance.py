@@ -39,14 +39,18 @@ import pyarrow as pa
 from pyarrow import fs as pafs
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO, _dataframe_to_data_files
+from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO
 from pyiceberg.manifest import DataFile, DataFileContent
 from pyiceberg.table import FileScanTask, Table, Transaction
-from pyiceberg.table.update.snapshot import ExpireSnapshots
 
 from offload_pipeline.config import MaintenanceSpec, RunSpec, TableSpec
 from offload_pipeline.core.failpoints import failpoint
 from offload_pipeline.core.handle import TableHandle
+from offload_pipeline.core.iceberg.internals import (
+    expire_snapshots,
+    filesystem,
+    write_data_files,
+)
 from offload_pipeline.core.iceberg.state import (
     MAINTENANCE_COMMIT,
     SUMMARY_MAINTENANCE,
@@ -269,9 +273,7 @@ def _compact(
                 for task in group:
                     rewrite.delete_data_file(task.file)
                 uuid = rewrite.commit_uuid
-                for data_file in _dataframe_to_data_files(
-                    tx.table_metadata, rows, table.io, write_uuid=uuid, counter=counter
-                ):
+                for data_file in write_data_files(tx, rows, table.io, uuid, counter):
                     rewrite.append_data_file(data_file)
                     written += 1
                 read += len(group)
@@ -324,7 +326,7 @@ def _expire(tx: Transaction, settings: MaintenanceSpec, now: float) -> int:
         if s.snapshot_id not in kept and s.timestamp_ms < cutoff_ms
     ]
     if expire:
-        ExpireSnapshots(tx).by_ids(expire).commit()
+        expire_snapshots(tx, expire)
     return len(expire)
 
 
@@ -360,11 +362,11 @@ def remove_orphans(
         return 0, 0
     scheme, netloc, root = PyArrowFileIO.parse_location(table.location(), io.properties)
     root = root.rstrip("/")
-    filesystem = io.fs_by_scheme(scheme, netloc)
+    listing_fs = filesystem(io, scheme, netloc)
     # list first, then read the references from the newest table version: a file another host
     # commits in between is then referenced, and one written after the listing is not listed
     selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
-    listing = filesystem.get_file_info(selector)
+    listing = listing_fs.get_file_info(selector)
     referenced = referenced_files(table.refresh())
     removed = removed_bytes = 0
     for info in listing:

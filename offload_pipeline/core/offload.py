@@ -143,7 +143,7 @@ def offload(
                     spec.name,
                     size,
                     watermark.cursor,
-                    iceberg.current_snapshot().snapshot_id,  # type: ignore[union-attr]
+                    iceberg.metadata.current_snapshot_id,
                 )
                 chunk = following
             if commits == 0:

@@ -16,7 +16,14 @@ import pyarrow.compute as pc
 from offload_pipeline.core.handle import TableHandle
 from offload_pipeline.core.iceberg.commit import Range
 from offload_pipeline.core.iceberg.state import decode_state
-from offload_pipeline.core.window import DAY, MAX_SEQ, MICROS, CursorValue, iso, time_range
+from offload_pipeline.core.window import (
+    DAY,
+    MAX_SEQ,
+    MICROS,
+    CursorValue,
+    from_micros,
+    time_range,
+)
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,7 @@ def check_closed_windows(table: TableHandle, days: int) -> ClosedWindowCheck:
         table=spec.name,
         watermark=state.watermark.cursor,
         days=tuple(
-            DayCount(iso(lo)[:10], hot, cold_days.get(lo, 0))  # type: ignore[index]
+            DayCount(from_micros(lo).date().isoformat(), hot, cold_days.get(lo, 0))
             for lo, hot in hot_days.items()
         ),
         recent=str(recent),

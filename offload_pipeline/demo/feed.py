@@ -175,7 +175,7 @@ def _timestamps(
     rng: random.Random, rows: int, start_us: int, end_us: int, tie_fraction: float
 ) -> list[int]:
     step = max(1, (end_us - start_us) // max(rows, 1))
-    stamps = []
+    stamps: list[int] = []
     ts = start_us
     for i in range(rows):
         if i and rng.random() < tie_fraction:

@@ -51,7 +51,7 @@ class Histogram:
 
     def cumulative(self) -> list[tuple[str, float]]:
         running = 0
-        out = []
+        out: list[tuple[str, float]] = []
         for bound, n in zip([*map(_bound, self.buckets), "+Inf"], self.counts, strict=True):
             running += n
             out.append((bound, running))
@@ -255,19 +255,19 @@ def _family(s: MetricSpec) -> Any:
 
 
 def _gauge(name: str, table: str, value: float) -> Metric:
-    family = _family(spec(name))
+    family: GaugeMetricFamily = _family(spec(name))
     family.add_metric([table, LAYER], value)
     return family
 
 
 def _plain_gauge(name: str, value: float) -> Metric:
-    family = _family(spec(name))
+    family: GaugeMetricFamily = _family(spec(name))
     family.add_metric([], value)
     return family
 
 
 def _histogram(name: str, labels: list[str], histogram: Histogram) -> Metric:
-    family = _family(spec(name))
+    family: HistogramMetricFamily = _family(spec(name))
     family.add_metric(labels, buckets=histogram.cumulative(), sum_value=histogram.total)
     return family
 

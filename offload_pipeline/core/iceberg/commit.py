@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan
+from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan, Reference
+from pyiceberg.expressions.literals import literal
 from pyiceberg.table import Table
 
 from offload_pipeline.config import TableSpec
@@ -39,8 +40,10 @@ class Range:
 
     def row_filter(self) -> BooleanExpression:
         return And(
-            GreaterThanOrEqual(self.column, _timestamp_literal(self.start_ts)),
-            LessThan(self.column, _timestamp_literal(self.end_ts)),
+            GreaterThanOrEqual(
+                term=Reference(self.column), value=literal(_timestamp_literal(self.start_ts))
+            ),
+            LessThan(term=Reference(self.column), value=literal(_timestamp_literal(self.end_ts))),
         )
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ raises ``SchemaMismatchError`` naming the column before any write.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
@@ -40,7 +41,7 @@ from offload_pipeline.config import TableSpec
 from offload_pipeline.core.iceberg.state import SCHEMA_COMMIT, decode_state, encode_state
 from offload_pipeline.errors import CommitConflictError, SchemaMismatchError
 
-_TRANSFORMS: dict[str, Transform] = {
+_TRANSFORMS: dict[str, Transform[Any, Any]] = {
     "identity": IdentityTransform(),
     "year": YearTransform(),
     "month": MonthTransform(),

@@ -297,7 +297,7 @@ class ClickHouseSnapshot:
         sql = keys_sql(self._db, self._spec.source_table, exprs, c.event_time, c.tie_breaker, upto)
         return pa.Table.from_batches(list(self._stream(sql, schema)), schema=schema)
 
-    def _rows(self, sql: str) -> list[tuple]:
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
         try:
             return [
                 tuple(row) for row in self._client.query(sql, settings=self._settings).result_rows

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote as url_quote
 
 import pyarrow as pa
@@ -145,7 +146,7 @@ class PostgresHotTier:
 class PostgresSnapshot:
     """One REPEATABLE READ transaction on one PostgreSQL table."""
 
-    def __init__(self, conn: object, spec: TableSpec, tier: PostgresHotTier) -> None:
+    def __init__(self, conn: Any, spec: TableSpec, tier: PostgresHotTier) -> None:
         self._conn = conn
         self._spec = spec
         self._tier = tier
@@ -205,12 +206,13 @@ class PostgresSnapshot:
         )
         return pa.Table.from_batches(list(self._stream(sql, schema)), schema=schema)
 
-    def fetch(self, sql: str) -> list[tuple]:
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
         """All rows of a small query."""
-        cursor = self._conn.cursor()  # type: ignore[attr-defined]
+        cursor = self._conn.cursor()
         try:
             cursor.execute(sql)
-            return cursor.fetchall()
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
         except Exception as e:
             raise self._error(e) from e
         finally:
@@ -218,7 +220,7 @@ class PostgresSnapshot:
 
     def execute(self, sql: str) -> None:
         """A statement without a result."""
-        cursor = self._conn.cursor()  # type: ignore[attr-defined]
+        cursor = self._conn.cursor()
         try:
             cursor.execute(sql)
         except Exception as e:
@@ -235,7 +237,7 @@ class PostgresSnapshot:
         return "with time zone" in self._declared.get(self._spec.cursor.event_time, "")
 
     def _stream(self, sql: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-        cursor = self._conn.cursor()  # type: ignore[attr-defined]
+        cursor = self._conn.cursor()
         try:
             cursor.adbc_statement.set_options(
                 **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)}
@@ -281,11 +283,13 @@ def _micros(value: object) -> int | None:
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return (moment - EPOCH) // timedelta(microseconds=1)
-    return int(value)  # type: ignore[call-overload]
+    if isinstance(value, int):
+        return value
+    raise TypeError(f"not a timestamp: {value!r}")
 
 
-def _close(cursor: object) -> None:
+def _close(cursor: Any) -> None:
     try:
-        cursor.close()  # type: ignore[attr-defined]
+        cursor.close()
     except Exception as e:  # noqa: BLE001 - a lost connection leaves nothing to close
         log.debug("closing a hot-tier cursor: %s", e)

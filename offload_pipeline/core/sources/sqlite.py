@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -99,7 +100,7 @@ class SqliteHotTier:
 class SqliteSnapshot:
     """A read transaction on one SQLite table."""
 
-    def __init__(self, conn: object, spec: TableSpec, tier: SqliteHotTier) -> None:
+    def __init__(self, conn: Any, spec: TableSpec, tier: SqliteHotTier) -> None:
         self._conn = conn
         self._spec = spec
         self._tier = tier
@@ -121,7 +122,8 @@ class SqliteSnapshot:
         return self._schema
 
     def max_event_time(self) -> int | None:
-        return self._query(f"SELECT max({self._ts}) FROM {self._table}")[0][0]
+        (value,) = self._query(f"SELECT max({self._ts}) FROM {self._table}")[0]
+        return None if value is None else int(value)
 
     def count_between(self, lo_ts: int, hi: CursorValue) -> int:
         sql = (
@@ -156,7 +158,7 @@ class SqliteSnapshot:
         batch_rows: int = SqliteHotTier.adbc_batch_rows,
     ) -> Iterator[pa.RecordBatch]:
         schema = schema or self.schema()
-        cursor = self._conn.cursor()  # type: ignore[attr-defined]
+        cursor = self._conn.cursor()
         try:
             cursor.adbc_statement.set_options(
                 **{"adbc.sqlite.query.batch_rows": str(min(batch_rows, self._tier.adbc_batch_rows))}
@@ -172,11 +174,12 @@ class SqliteSnapshot:
         finally:
             cursor.close()
 
-    def _query(self, sql: str, params: tuple[int, ...] = ()) -> list[tuple]:
-        cursor = self._conn.cursor()  # type: ignore[attr-defined]
+    def _query(self, sql: str, params: tuple[int, ...] = ()) -> list[tuple[Any, ...]]:
+        cursor = self._conn.cursor()
         try:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
         except Exception as e:
             raise SourceQueryError(f"table '{self._spec.name}': {e}") from e
         finally:

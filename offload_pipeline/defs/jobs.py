@@ -19,6 +19,7 @@ GROUP = "bronze"
 BRONZE_JOB = "bronze_offload_job"
 MODE_TAG = "offload/mode"
 INCREMENTAL = "incremental"
+BACKFILL = "backfill"
 INCREMENTAL_TAGS = {MODE_TAG: INCREMENTAL}
 
 

@@ -12,7 +12,7 @@ import dagster as dg
 
 from offload_pipeline.config import Config, MaintenanceSpec, RunSpec, TableSpec
 from offload_pipeline.core.maintenance import MaintenanceResult, maintain
-from offload_pipeline.defs.assets import pool_name
+from offload_pipeline.defs.metadata import MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.runs import (
     TableOutcome,
@@ -20,12 +20,29 @@ from offload_pipeline.defs.runs import (
     in_process_tags,
     reclaim_dead_runs,
 )
+from offload_pipeline.defs.steps import pool_name, retry_policy, step_failure
 from offload_pipeline.errors import OffloadError
 from offload_pipeline.metrics import push
 from offload_pipeline.metrics.collect import maintenance_families
 
 MAINTENANCE_JOB = "iceberg_maintenance_job"
 MAINTENANCE_SCHEDULE = "iceberg_maintenance_schedule"
+
+
+# metadata keys named after the ``MaintenanceResult`` fields they carry
+_COUNTS = (
+    MetadataKey.SNAPSHOTS_BEFORE,
+    MetadataKey.SNAPSHOTS_AFTER,
+    MetadataKey.DATA_FILES_BEFORE,
+    MetadataKey.DATA_FILES_AFTER,
+    MetadataKey.PARTITIONS_COMPACTED,
+    MetadataKey.FILES_COMPACTED,
+    MetadataKey.FILES_WRITTEN,
+    MetadataKey.SNAPSHOTS_EXPIRED,
+    MetadataKey.ORPHANS_REMOVED,
+    MetadataKey.ORPHAN_BYTES_REMOVED,
+)
+_RATIOS = (MetadataKey.SMALL_FILE_RATIO_BEFORE, MetadataKey.SMALL_FILE_RATIO_AFTER)
 
 
 def op_name(table: str) -> str:
@@ -45,22 +62,14 @@ def build_maintenance_op(spec: TableSpec, run: RunSpec) -> dg.OpDefinition:
             f"Compact small files, expire old snapshots and remove orphan files of "
             f"`{spec.iceberg_identifier}`."
         ),
-        retry_policy=dg.RetryPolicy(
-            max_retries=run.max_retries,
-            delay=run.retry_delay_seconds,
-            backoff=dg.Backoff.EXPONENTIAL,
-        ),
+        retry_policy=retry_policy(run),
     )
     def _maintain(context: dg.OpExecutionContext) -> dg.Output:
         offload: OffloadResource = context.resources.offload
         try:
             result = maintain(offload.config, spec, sink=offload.sink, run_id=context.run_id)
         except OffloadError as e:
-            raise dg.Failure(
-                description=str(e),
-                metadata={"error_type": e.error_type, "table": spec.name},
-                allow_retries=e.retryable,
-            ) from e
+            raise step_failure(e, spec.name) from e
         if result.exists:
             push.push_table(
                 offload.config.pushgateway_url,
@@ -79,26 +88,16 @@ def build_maintenance_op(spec: TableSpec, run: RunSpec) -> dg.OpDefinition:
 
 def maintenance_metadata(result: MaintenanceResult) -> dict[str, object]:
     """The figures of one maintenance, numeric so the UI can plot them."""
-    ints = (
-        "snapshots_before",
-        "snapshots_after",
-        "data_files_before",
-        "data_files_after",
-        "partitions_compacted",
-        "files_compacted",
-        "files_written",
-        "snapshots_expired",
-        "orphans_removed",
-        "orphan_bytes_removed",
-    )
     metadata: dict[str, object] = {
-        "table": result.table,
-        "table_exists": dg.MetadataValue.bool(result.exists),
+        MetadataKey.TABLE: result.table,
+        MetadataKey.TABLE_EXISTS: dg.MetadataValue.bool(result.exists),
     }
-    metadata |= {key: dg.MetadataValue.int(getattr(result, key)) for key in ints}
-    for key in ("small_file_ratio_before", "small_file_ratio_after"):
+    metadata |= {key: dg.MetadataValue.int(getattr(result, key)) for key in _COUNTS}
+    for key in _RATIOS:
         metadata[key] = dg.MetadataValue.float(round(getattr(result, key), 4))
-    metadata["duration_seconds"] = dg.MetadataValue.float(round(result.duration_seconds, 3))
+    metadata[MetadataKey.DURATION_SECONDS] = dg.MetadataValue.float(
+        round(result.duration_seconds, 3)
+    )
     if result.exists:
         metadata["finished_at"] = dg.MetadataValue.timestamp(result.finished_at)
     return metadata

@@ -12,10 +12,10 @@ import yaml
 
 from offload_pipeline.config import load_config
 from offload_pipeline.definitions import build_definitions
-from offload_pipeline.defs.assets import pool_name
 from offload_pipeline.defs.jobs import BRONZE_JOB, MODE_TAG
 from offload_pipeline.defs.runs import run_cycle
 from offload_pipeline.defs.schedules import BRONZE_SCHEDULE
+from offload_pipeline.defs.steps import pool_name
 from offload_pipeline.feed import DEMO_TABLES
 from tests.conftest import ROOT
 

@@ -12,6 +12,7 @@ import dagster as dg
 
 from offload_pipeline.config import Config, MaintenanceSpec, RunSpec, TableSpec
 from offload_pipeline.core.maintenance import MaintenanceResult, maintain
+from offload_pipeline.defs.eventlog import RUN_FAILURE
 from offload_pipeline.defs.metadata import MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.runs import (
@@ -152,7 +153,7 @@ def run_maintenance(
         tags=in_process_tags(),
     )
     by_op = {op_name(name): name for name in names}
-    outcomes = {name: TableOutcome(name, success=False, error_type="run_failure") for name in names}
+    outcomes = {name: TableOutcome(name, success=False, error_type=RUN_FAILURE) for name in names}
     for event in result.all_events:
         name = by_op.get(event.step_key or "")
         if name is None:

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 
 from offload_pipeline.config import Config
+from offload_pipeline.defs.eventlog import RUN_FAILURE, error_type_of
 from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, partition_of
 
 HOST_TAG = "offload/host"
@@ -57,14 +58,11 @@ def failed_outcome(table: str, event: dg.DagsterEvent) -> TableOutcome:
     """The outcome of ``table`` from its STEP_FAILURE event: the error type the step reported."""
     data = event.step_failure_data
     user = data.user_failure_data
-    error_type = "unknown"
-    if user is not None and "error_type" in user.metadata:
-        error_type = str(user.metadata["error_type"].value)
     message = user.description if user is not None else None
     return TableOutcome(
         table,
         success=False,
-        error_type=error_type,
+        error_type=error_type_of(event),
         message=message or (data.error.message.strip() if data.error else None),
     )
 
@@ -85,7 +83,7 @@ def run_cycle(
         raise_on_error=False,
         tags={**INCREMENTAL_TAGS, **in_process_tags()},
     )
-    outcomes = {name: TableOutcome(name, success=False, error_type="run_failure") for name in names}
+    outcomes = {name: TableOutcome(name, success=False, error_type=RUN_FAILURE) for name in names}
     for event in result.get_asset_materialization_events():
         name = event.asset_key.to_user_string()  # type: ignore[union-attr]
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}

@@ -75,9 +75,6 @@ def main(ctx: click.Context, config_file: str | None) -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("offload_pipeline").setLevel(logging.INFO)
-    if config_file:
-        # Dagster code (definitions, run workers) finds the same file through the environment
-        os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
     ctx.obj = _Context(config_file)
 
 

@@ -1,4 +1,9 @@
-"""The Dagster code location: every configured table as an asset, the jobs and their schedules."""
+"""The Dagster code location: every configured table as an asset, the jobs and their schedules.
+
+``defs`` is loaded lazily: the config (``$OFFLOAD_CONFIG``, else ``./offload.yaml``) is read when
+Dagster loads the code location, not when this module is imported; the command line passes its
+own config to ``build_definitions``.
+"""
 
 from __future__ import annotations
 
@@ -30,4 +35,7 @@ def build_definitions(config: Config) -> dg.Definitions:
     )
 
 
-defs = build_definitions(load_config())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What ``workspace.yaml`` and ``dagster dev`` load: the definitions of the configured file."""
+    return build_definitions(load_config())

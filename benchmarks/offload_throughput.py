@@ -26,8 +26,10 @@ import pyarrow as pa
 import yaml
 
 from offload_pipeline.config import load_config
-from offload_pipeline.core.offload import offload_table
-from offload_pipeline.core.sink import IcebergSink
+from offload_pipeline.core.handle import TableHandle, open_table
+from offload_pipeline.core.iceberg.catalog import IcebergCatalog
+from offload_pipeline.core.iceberg.schema import write_schema
+from offload_pipeline.core.offload import OffloadResult, offload
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import MICROS, Window
 from offload_pipeline.feed import connect, create_table
@@ -78,9 +80,17 @@ def write_config(directory: Path, batch_rows: int, hot_db: str = "hot.db") -> Pa
     return path
 
 
-def fresh_target(config_path: Path, namespace: str):
-    """The table spec pointed at a new, empty Iceberg table."""
-    return replace(load_config(config_path).table(TABLE), namespace=namespace)
+def fresh_target(config_path: Path, namespace: str) -> TableHandle:
+    """The table pointed at a new, empty Iceberg table."""
+    config = load_config(config_path)
+    spec = replace(config.table(TABLE), namespace=namespace)
+    return open_table(spec, IcebergCatalog(config.catalog))
+
+
+def core_offload(config_path: Path, batch_rows: int, namespace: str) -> OffloadResult:
+    """One core offload of everything into a new, empty Iceberg table."""
+    run = replace(load_config(config_path).run, batch_rows=batch_rows)
+    return offload(fresh_target(config_path, namespace), run)
 
 
 def measure_read(config_path: Path, batch_rows: int) -> tuple[float, pa.Table]:
@@ -92,24 +102,18 @@ def measure_read(config_path: Path, batch_rows: int) -> tuple[float, pa.Table]:
 
 
 def measure_append(config_path: Path, data: pa.Table, batch_rows: int, namespace: str) -> float:
-    spec = fresh_target(config_path, namespace)
-    sink = IcebergSink(load_config(config_path).catalog)
-    sink.catalog.create_namespace_if_not_exists(namespace)
-    table = sink._create(spec, data.schema)  # noqa: SLF001 - same table layout as the core
-    target = pa.schema(
-        [f.with_nullable(not table.schema().find_field(f.name).required) for f in data.schema]
-    )
+    target = fresh_target(config_path, namespace)
+    table, _ = target.catalog.prepare_table(target.spec, data.schema)  # the core's layout
+    schema = write_schema(table, data.schema)
     started = time.perf_counter()
     for offset in range(0, data.num_rows, batch_rows):
-        table.append(data.slice(offset, batch_rows).cast(target))
+        table.append(data.slice(offset, batch_rows).cast(schema))
     return time.perf_counter() - started
 
 
 def measure_core(config_path: Path, batch_rows: int, namespace: str) -> float:
-    spec = fresh_target(config_path, namespace)
-    sink = IcebergSink(load_config(config_path).catalog)
     started = time.perf_counter()
-    result = offload_table(spec, open_source(spec.source), sink, batch_rows=batch_rows)
+    result = core_offload(config_path, batch_rows, namespace)
     elapsed = time.perf_counter() - started
     assert result.rows > 0
     return elapsed
@@ -117,9 +121,7 @@ def measure_core(config_path: Path, batch_rows: int, namespace: str) -> float:
 
 def peak_rss_child(config_path: Path, batch_rows: int) -> None:
     """Entry point of the RSS subprocess: offload everything, print rows and peak RSS (MB)."""
-    spec = fresh_target(config_path, "rss")
-    sink = IcebergSink(load_config(config_path).catalog)
-    result = offload_table(spec, open_source(spec.source), sink, batch_rows=batch_rows)
+    result = core_offload(config_path, batch_rows, "rss")
     peak_mb = vm_hwm_kb() / 1024
     arrow_mb = pa.default_memory_pool().max_memory() / 2**20
     print(

@@ -22,16 +22,13 @@ import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
 import yaml
-from offload_throughput import run_rss_child, vm_hwm_kb
+from offload_throughput import core_offload, run_rss_child, vm_hwm_kb
 
 from offload_pipeline.config import load_config
-from offload_pipeline.core.offload import offload_table
-from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import Window
 from offload_pipeline.feed import postgres_table_ddl
@@ -136,12 +133,8 @@ def measure_source(config_path: Path, batch_rows: int) -> tuple[float, int]:
 
 
 def measure_core(config_path: Path, batch_rows: int) -> tuple[float, int]:
-    config = load_config(config_path)
-    spec = replace(config.table(TABLE), namespace=f"core_{uuid.uuid4().hex[:8]}")
     started = time.perf_counter()
-    result = offload_table(
-        spec, open_source(spec.source), IcebergSink(config.catalog), batch_rows=batch_rows
-    )
+    result = core_offload(config_path, batch_rows, f"core_{uuid.uuid4().hex[:8]}")
     return time.perf_counter() - started, result.rows
 
 

@@ -23,10 +23,11 @@ import click
 
 from offload_pipeline import __version__
 from offload_pipeline.config import CONFIG_ENV, Config, TableSpec, load_config
-from offload_pipeline.core.backfill import backfill_range
+from offload_pipeline.core import backfill as backfills
+from offload_pipeline.core.handle import TableHandle, open_table
+from offload_pipeline.core.iceberg.catalog import IcebergCatalog
+from offload_pipeline.core.iceberg.state import decode_state
 from offload_pipeline.core.reconcile import reconcile
-from offload_pipeline.core.sink import IcebergSink, read_state
-from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.status import table_status
 from offload_pipeline.core.window import iso, to_micros
 from offload_pipeline.errors import BackfillRefusedError, OffloadError
@@ -51,6 +52,10 @@ class _Context:
             return [config.table(n) for n in names] if names else list(config.tables)
         except OffloadError as e:
             raise click.ClickException(str(e)) from e
+
+    def handles(self, names: tuple[str, ...]) -> list[TableHandle]:
+        catalog = IcebergCatalog(self.config.catalog)
+        return [open_table(spec, catalog) for spec in self.tables(names)]
 
 
 pass_ctx = click.make_pass_decorator(_Context)
@@ -118,8 +123,8 @@ def seed(
     for spec in obj.tables(tables):
         watermark = None
         if late_fraction:
-            table = _sink(config).load(spec)
-            state = read_state(table) if table is not None else None
+            table = IcebergCatalog(config.catalog).load(spec)
+            state = decode_state(table.properties) if table is not None else None
             watermark = state.watermark.cursor.ts if state and state.watermark else None
         seed_rows(
             _sqlite_path(spec),
@@ -270,9 +275,7 @@ def push_metrics(obj: _Context) -> None:
 @pass_ctx
 def status(obj: _Context, as_json: bool, tables: tuple[str, ...]) -> None:
     """Show each table's source, Iceberg target, watermark, lag and row count."""
-    config = obj.config
-    sink = _sink(config)
-    entries = [table_status(spec, sink, config) for spec in obj.tables(tables)]
+    entries = [table_status(handle) for handle in obj.handles(tables)]
     if as_json:
         click.echo(json.dumps({"tables": entries}, indent=2))
         return
@@ -299,20 +302,11 @@ def backfill(obj: _Context, table: str, start: str, end: str) -> None:
     beyond the watermark. Takes the table's writer lock like a scheduled run. (Day ranges can also
     be backfilled from the Dagster UI: the bronze assets are partitioned by day.)
     """
-    config = obj.config
-    (spec,) = obj.tables((table,))
+    (handle,) = obj.handles((table,))
+    spec = handle.spec
     try:
         start_ts, end_ts = _instant(start, "--start"), _instant(end, "--end")
-        r = backfill_range(
-            spec,
-            open_source(spec.source),
-            _sink(config),
-            start_ts,
-            end_ts,
-            batch_rows=config.run.batch_rows,
-            lock_dir=config.run.lock_dir,
-            lock_timeout_s=config.run.lock_timeout_seconds,
-        )
+        r = backfills.backfill(handle, obj.config.run, start_ts, end_ts)
     except OffloadError as e:
         click.echo(f"{spec.name}: FAILED error_type={e.error_type} {e}", err=True)
         sys.exit(1)
@@ -338,12 +332,11 @@ def _instant(text: str, option: str) -> int:
 @pass_ctx
 def verify(obj: _Context, tables: tuple[str, ...]) -> None:
     """Reconcile hot-tier rows up to the watermark with Iceberg: counts, missing, duplicates."""
-    config = obj.config
-    sink = _sink(config)
     failed = False
-    for spec in obj.tables(tables):
+    for handle in obj.handles(tables):
+        spec = handle.spec
         try:
-            r = reconcile(spec, open_source(spec.source), sink)
+            r = reconcile(handle)
         except OffloadError as e:
             click.echo(f"{spec.name}: ERROR error_type={e.error_type} {e}", err=True)
             failed = True
@@ -475,10 +468,6 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-
-
-def _sink(config: Config) -> IcebergSink:
-    return IcebergSink(config.catalog)
 
 
 def _sqlite_path(spec: TableSpec) -> Path:

@@ -23,8 +23,8 @@ CONFIG_ENV = "OFFLOAD_CONFIG"
 PUSHGATEWAY_ENV = "OFFLOAD_PUSHGATEWAY_URL"
 DEFAULT_CONFIG = "offload.yaml"
 
+# the one list of hot-tier kinds; `core.sources` opens one backend per kind
 SourceKind = Literal["sqlite", "postgres", "clickhouse"]
-IMPLEMENTED_SOURCE_KINDS = ("sqlite", "postgres", "clickhouse")
 CATALOG_TYPES = ("sql", "rest", "glue", "hive", "dynamodb", "in-memory", "bigquery")
 PARTITION_TRANSFORMS = ("identity", "year", "month", "day", "hour")
 
@@ -238,7 +238,9 @@ def parse_config(raw: Any, file: Path) -> Config:
     partitions_start = _date(backfill.get("start_date", Config.partitions_start), "backfill")
     reconciliation = _mapping(top.get("reconciliation", {}), "reconciliation")
     _no_unknown(reconciliation, {"days"}, "reconciliation")
-    reconcile_days = _number(reconciliation, "days", "reconciliation", 7, minimum=1)
+    reconcile_days = _number(
+        reconciliation, "days", "reconciliation", Config.reconcile_days, minimum=1
+    )
     maintenance = _parse_maintenance(top.get("maintenance", {}), enabled)
 
     raw_tables = top.get("tables")
@@ -267,7 +269,7 @@ def parse_config(raw: Any, file: Path) -> Config:
         tables=tuple(tables),
         sources=sources,
         run=run,
-        schedule_cron=str(schedule.get("cron", "*/15 * * * *")),
+        schedule_cron=str(schedule.get("cron", Config.schedule_cron)),
         schedule_enabled=enabled,
         partitions_start=partitions_start,
         reconcile_days=int(reconcile_days),
@@ -312,11 +314,6 @@ def _parse_sources(raw: Any, base: Path) -> dict[str, SourceSpec]:
         if kind not in get_args(SourceKind):
             raise ConfigInvalidError(
                 f"{where}.kind: {kind!r} is not one of {', '.join(get_args(SourceKind))}"
-            )
-        if kind not in IMPLEMENTED_SOURCE_KINDS:
-            raise ConfigInvalidError(
-                f"{where}.kind: {kind!r} is not available in this release "
-                f"(available: {', '.join(IMPLEMENTED_SOURCE_KINDS)})"
             )
         _no_unknown(body, {"kind"} | SOURCE_KEYS[kind], f"{where} (kind {kind})")
         if kind == "sqlite":
@@ -583,9 +580,11 @@ def _parse_table(
         iceberg_table=iceberg_table,
         partition_transform=transform,
         partition_column=partition_column,
-        settle_delay_seconds=_number(merged, "settle_delay_seconds", where, 60.0, minimum=0),
+        settle_delay_seconds=_number(
+            merged, "settle_delay_seconds", where, TableSpec.settle_delay_seconds, minimum=0
+        ),
         late_row_lookback_seconds=_number(
-            merged, "late_row_lookback_seconds", where, 3600.0, minimum=0
+            merged, "late_row_lookback_seconds", where, TableSpec.late_row_lookback_seconds, 0
         ),
     )
 

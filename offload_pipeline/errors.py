@@ -96,3 +96,9 @@ def classify(exc: BaseException) -> ErrorType:
     if isinstance(exc, TimeoutError):
         return "timeout"
     return "unknown"
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (drivers append server context), or its type name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -7,21 +7,25 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from offload_pipeline.config import Config, TableSpec, load_config
-from offload_pipeline.core.offload import OffloadResult, offload_table
+from offload_pipeline.config import Config, RunSpec, TableSpec, load_config
+from offload_pipeline.core.handle import TableHandle, open_table
+from offload_pipeline.core.iceberg.catalog import IcebergCatalog
+from offload_pipeline.core.iceberg.state import CommittedState, decode_state
+from offload_pipeline.core.maintenance import MaintenanceResult, maintain
+from offload_pipeline.core.offload import OffloadResult, offload
 from offload_pipeline.core.reconcile import Reconciliation, reconcile
-from offload_pipeline.core.sink import IcebergSink, TableState, read_state
-from offload_pipeline.core.sources import open_source
+from offload_pipeline.core.sources import HotTier
 from offload_pipeline.feed import DEMO_TABLES
 from offload_pipeline.local_stack import (
     Service,
@@ -96,32 +100,57 @@ class Project:
     def spec(self, table: str = DEMO_TABLES[0]) -> TableSpec:
         return self.config.table(table)
 
-    def sink(self) -> IcebergSink:
-        return IcebergSink(self.config.catalog)
+    def catalog(self) -> IcebergCatalog:
+        return IcebergCatalog(self.config.catalog)
+
+    def table(
+        self,
+        table: str = DEMO_TABLES[0],
+        source: HotTier | None = None,
+        spec: TableSpec | None = None,
+    ) -> TableHandle:
+        """The core's handle of ``table`` (its configured hot tier unless ``source`` is given)."""
+        handle = open_table(spec or self.spec(table), self.catalog())
+        return handle if source is None else replace(handle, source=source)
+
+    def run(self, **overrides: Any) -> RunSpec:
+        """The config's ``run`` settings with ``overrides`` (RunSpec field names)."""
+        return replace(self.config.run, **overrides)
 
     def seed(self, rows: int, table: str = DEMO_TABLES[0], **kwargs: Any) -> None:
         kwargs.setdefault("span_seconds", 600)
         self.hot.seed(table, rows, **kwargs)
 
-    def offload(self, table: str = DEMO_TABLES[0], **kwargs: Any) -> OffloadResult:
-        spec = self.spec(table)
-        kwargs.setdefault("batch_rows", self.config.run.batch_rows)
-        return offload_table(spec, open_source(spec.source), self.sink(), **kwargs)
+    def offload(
+        self,
+        table: str = DEMO_TABLES[0],
+        *,
+        source: HotTier | None = None,
+        spec: TableSpec | None = None,
+        clock: Callable[[], float] = time.time,
+        **run: Any,
+    ) -> OffloadResult:
+        """One core offload of ``table``; ``run`` overrides the config's RunSpec fields."""
+        return offload(self.table(table, source, spec), self.run(**run), clock=clock)
 
-    def state(self, table: str = DEMO_TABLES[0]) -> TableState:
-        iceberg = self.sink().load(self.spec(table))
+    def maintain(self, table: str = DEMO_TABLES[0]) -> MaintenanceResult:
+        """One core maintenance of ``table`` with the config's settings."""
+        config = self.config
+        return maintain(self.table(table), config.run, config.maintenance)
+
+    def state(self, table: str = DEMO_TABLES[0]) -> CommittedState:
+        iceberg = self.catalog().load(self.spec(table))
         assert iceberg is not None
-        return read_state(iceberg)
+        return decode_state(iceberg.properties)
 
     def reconcile(self, table: str = DEMO_TABLES[0]) -> Reconciliation:
-        spec = self.spec(table)
-        return reconcile(spec, open_source(spec.source), self.sink())
+        return reconcile(self.table(table))
 
     def hot_count(self, table: str = DEMO_TABLES[0]) -> int:
         return self.hot.count(table)
 
     def iceberg_rows(self, table: str = DEMO_TABLES[0]) -> int:
-        iceberg = self.sink().load(self.spec(table))
+        iceberg = self.catalog().load(self.spec(table))
         return 0 if iceberg is None else iceberg.scan().to_arrow().num_rows
 
     def worker(

@@ -13,23 +13,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import nullcontext
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
-from offload_pipeline.config import TableSpec
+from offload_pipeline.config import RunSpec, TableSpec
+from offload_pipeline.core.chunking import chunks
 from offload_pipeline.core.failpoints import failpoint
-from offload_pipeline.core.lock import table_lock
-from offload_pipeline.core.sink import (
-    LATE_ROWS_REPAIRED_TOTAL,
-    IcebergSink,
-    Range,
-    read_state,
-)
-from offload_pipeline.core.sources import HotTier
+from offload_pipeline.core.handle import TableHandle
+from offload_pipeline.core.iceberg.commit import Range, begin_commit
+from offload_pipeline.core.iceberg.state import BACKFILL_COMMIT, decode_state, encode_state
 from offload_pipeline.core.window import iso, time_range
 from offload_pipeline.errors import BackfillRefusedError
 
@@ -57,19 +50,17 @@ class BackfillResult:
         return self.rows_written - self.rows_replaced
 
 
-def backfill_range(
-    spec: TableSpec,
-    source: HotTier,
-    sink: IcebergSink,
-    start_ts: int,
-    end_ts: int,
-    *,
-    run_id: str | None = None,
-    batch_rows: int = 250_000,
-    lock_dir: Path | None = None,
-    lock_timeout_s: float = 300.0,
+def backfill(
+    table: TableHandle, run: RunSpec, start_ts: int, end_ts: int, *, run_id: str | None = None
 ) -> BackfillResult:
-    """Replace the rows of ``spec`` with event time in ``[start_ts, end_ts)`` (µs) atomically.
+    """Replace the rows of ``table`` with event time in ``[start_ts, end_ts)`` (µs) atomically.
+
+    Args:
+        table: the table, its hot tier and its catalog.
+        run: batch size (rows per data-file write) and the writer lock.
+        start_ts: first event time of the range (µs, inclusive).
+        end_ts: end of the range (µs, exclusive); at most the committed watermark.
+        run_id: recorded in the snapshot summaries (the Dagster run id); random if omitted.
 
     Raises:
         BackfillRefusedError: an empty range, or one reaching beyond the committed watermark.
@@ -77,13 +68,12 @@ def backfill_range(
     """
     started = time.monotonic()
     run_id = run_id or uuid.uuid4().hex
+    spec = table.spec
     rng = Range(spec.cursor.event_time, start_ts, end_ts)
     if end_ts <= start_ts:
         raise BackfillRefusedError(f"table '{spec.name}': backfill range {rng} is empty")
-    lock = table_lock(lock_dir, spec.name, lock_timeout_s) if lock_dir else nullcontext()
-    with lock, source.snapshot(spec) as snap:
-        table, changes = sink.prepare_table(spec, snap.schema())
-        state = read_state(table)
+    with table.writing(run) as (snap, iceberg, changes):
+        state = decode_state(iceberg.properties)
         watermark = state.watermark
         if watermark is None or end_ts > watermark.cursor.ts:
             raise BackfillRefusedError(
@@ -93,14 +83,18 @@ def backfill_range(
                 "watermark"
             )
         keys = list(spec.primary_key)
-        cold_keys = table.scan(row_filter=rng.row_filter(), selected_fields=tuple(keys)).to_arrow()
+        cold_keys = iceberg.scan(
+            row_filter=rng.row_filter(), selected_fields=tuple(keys)
+        ).to_arrow()
         replaced = cold_keys.num_rows
         hot_keys: list[pa.Table] = []
         pending = None
         written = 0
-        for chunk in _regroup(snap.read(time_range(start_ts, end_ts), batch_rows), batch_rows):
+        batches = snap.read(time_range(start_ts, end_ts), run.batch_rows)
+        # one commit for the whole range: chunks only bound the memory of each data-file write
+        for chunk in chunks(batches, run.batch_rows, spec.cursor):
             if pending is None:
-                pending = sink.begin_replace(spec, table, watermark, run_id, rng)
+                pending = begin_commit(spec, iceberg, watermark, run_id, replacing=rng)
             pending.append(chunk)
             hot_keys.append(chunk.select(keys))
             written += len(chunk)
@@ -111,15 +105,18 @@ def backfill_range(
         if pending is not None:
             _refuse_dropping_rows(spec, rng, cold_keys, hot_keys)
             repaired = min(max(0, written - replaced), state.late_rows_outstanding)
-            table = pending.commit(
-                {LATE_ROWS_REPAIRED_TOTAL: str(state.late_rows_repaired_total + repaired)}
+            repaired_total = state.late_rows_repaired_total + repaired
+            iceberg = pending.commit(
+                encode_state(
+                    replace(state, late_rows_repaired_total=repaired_total), BACKFILL_COMMIT
+                )
             )
             log.info(
                 "table %s: backfill %s replaced %d rows with %d", spec.name, rng, replaced, written
             )
         else:
             replaced = 0
-        snapshot = table.current_snapshot()
+        snapshot = iceberg.current_snapshot()
         return BackfillResult(
             table=spec.name,
             run_id=run_id,
@@ -148,17 +145,3 @@ def _refuse_dropping_rows(
             f"tier no longer holds (e.g. {gone.slice(0, 1).to_pylist()[0]}); its retention has "
             "passed part of the range: backfill a range the hot tier still covers"
         )
-
-
-def _regroup(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
-    """Batches regrouped into tables of about ``rows`` rows (one data-file write each)."""
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        pending.append(batch)
-        count += batch.num_rows
-        if count >= rows:
-            yield pa.Table.from_batches(pending)
-            pending, count = [], 0
-    if count:
-        yield pa.Table.from_batches(pending)

@@ -23,7 +23,8 @@ Steps, in order:
    leave such files, and so do expired snapshots (pyiceberg's expiry deletes no files).
    ``*.metadata.json`` files are never removed.
 4. **Record** the end time as the table property ``offload.maintenance.last-timestamp`` (a
-   property-only commit), which the metrics sensor reads back after any restart.
+   property-only commit, ``core/iceberg/state.py``), which the metrics sensor reads back after any
+   restart.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 from pyarrow import fs as pafs
@@ -44,19 +44,21 @@ from pyiceberg.manifest import DataFile, DataFileContent
 from pyiceberg.table import FileScanTask, Table, Transaction
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
-from offload_pipeline.config import Config, MaintenanceSpec, TableSpec
+from offload_pipeline.config import MaintenanceSpec, RunSpec, TableSpec
 from offload_pipeline.core.failpoints import failpoint
+from offload_pipeline.core.handle import TableHandle
+from offload_pipeline.core.iceberg.state import (
+    MAINTENANCE_COMMIT,
+    SUMMARY_MAINTENANCE,
+    SUMMARY_RUN_ID,
+    decode_state,
+    encode_state,
+)
 from offload_pipeline.core.lock import table_lock
-from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.errors import CommitConflictError, WriteFailedError
 
 log = logging.getLogger(__name__)
 
-# table properties: when the last successful maintenance ended (strings, like every property)
-MAINTENANCE_TS = "offload.maintenance.last-timestamp"
-MAINTENANCE_ISO = "offload.maintenance.last-iso"
-# snapshot summary key marking the compaction snapshot
-SUMMARY_MAINTENANCE = "offload.maintenance"
 # a data file below this share of the target size is small (Iceberg's min-file-size-bytes default)
 SMALL_FILE_FRACTION = 0.75
 DAY_SECONDS = 86_400
@@ -122,61 +124,57 @@ def live_data_files(table: Table) -> list[DataFile]:
     ]
 
 
-def last_maintenance(table: Table) -> float | None:
-    """End of the table's last successful maintenance (epoch seconds), None if never."""
-    value = table.properties.get(MAINTENANCE_TS)
-    return float(value) if value else None
-
-
 def maintain(
-    config: Config,
-    spec: TableSpec,
+    table: TableHandle,
+    run: RunSpec,
+    settings: MaintenanceSpec,
     *,
-    sink: IcebergSink | None = None,
-    run_id: str = "",
+    run_id: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> MaintenanceResult:
-    """Compact, expire and clean ``spec``'s Iceberg table under its writer lock.
+    """Compact, expire and clean ``table``'s Iceberg table under its writer lock.
+
+    Args:
+        table: the table and its catalog (the hot tier is not read).
+        run: the writer lock.
+        settings: target file size, snapshot retention, orphan age.
+        run_id: recorded in the compaction snapshot's summary (the Dagster run id), if given.
+        clock: wall clock in seconds, for expiry, orphan age and the recorded end time.
 
     Raises:
         OffloadError: a subclass naming the contract error type (``commit_conflict`` when the
             lock is held past ``run.lock_timeout_seconds`` or another writer committed first).
     """
     started = time.monotonic()
-    sink = sink or IcebergSink(config.catalog)
-    settings = config.maintenance
-    with table_lock(config.run.lock_dir, spec.name, config.run.lock_timeout_seconds):
+    spec = table.spec
+    with table_lock(run.lock_dir, spec.name, run.lock_timeout_seconds):
         failpoint("maintain.locked")
-        table = sink.load(spec)
-        if table is None:
+        iceberg = table.catalog.load(spec)
+        if iceberg is None:
             log.info("table %s: no Iceberg table yet, nothing to maintain", spec.name)
             return MaintenanceResult(spec.name, exists=False)
         threshold = small_file_threshold(settings)
-        files_before = live_data_files(table)
-        snapshots_before = len(table.snapshots())
+        files_before = live_data_files(iceberg)
+        snapshots_before = len(iceberg.snapshots())
 
-        table, compaction, expired = compact_and_expire(
-            spec, table, settings, now=clock(), run_id=run_id
+        iceberg, compaction, expired = compact_and_expire(
+            spec, iceberg, settings, now=clock(), run_id=run_id
         )
         orphans, orphan_bytes = remove_orphans(
-            spec, table, settings.orphan_min_age_seconds, now=clock()
+            spec, iceberg, settings.orphan_min_age_seconds, now=clock()
         )
         finished = clock()
-        table = _commit(
+        maintained = replace(decode_state(iceberg.properties), maintained_at=finished)
+        iceberg = _commit(
             spec,
-            table.transaction().set_properties(
-                {
-                    MAINTENANCE_TS: f"{finished:.3f}",
-                    MAINTENANCE_ISO: datetime.fromtimestamp(finished, UTC).isoformat(),
-                }
-            ),
+            iceberg.transaction().set_properties(encode_state(maintained, MAINTENANCE_COMMIT)),
         )
-        files_after = live_data_files(table)
+        files_after = live_data_files(iceberg)
         result = MaintenanceResult(
             table=spec.name,
             exists=True,
             snapshots_before=snapshots_before,
-            snapshots_after=len(table.snapshots()),
+            snapshots_after=len(iceberg.snapshots()),
             data_files_before=len(files_before),
             data_files_after=len(files_after),
             small_file_ratio_before=small_file_ratio(files_before, threshold),
@@ -210,7 +208,11 @@ class Compaction:
 
 
 def compact_and_expire(
-    spec: TableSpec, table: Table, settings: MaintenanceSpec, now: float, run_id: str = ""
+    spec: TableSpec,
+    table: Table,
+    settings: MaintenanceSpec,
+    now: float,
+    run_id: str | None = None,
 ) -> tuple[Table, Compaction, int]:
     """Compact small files and expire old snapshots of ``table`` in one commit built on it.
 
@@ -230,7 +232,7 @@ def compact_and_expire(
 
 
 def _compact(
-    spec: TableSpec, table: Table, tx: Transaction, settings: MaintenanceSpec, run_id: str
+    spec: TableSpec, table: Table, tx: Transaction, settings: MaintenanceSpec, run_id: str | None
 ) -> Compaction:
     threshold = small_file_threshold(settings)
     by_partition: dict[tuple[int, str], list[FileScanTask]] = {}
@@ -248,7 +250,7 @@ def _compact(
         return Compaction()
     summary = {SUMMARY_MAINTENANCE: "compaction"}
     if run_id:
-        summary["offload.run-id"] = run_id
+        summary[SUMMARY_RUN_ID] = run_id
     read = written = 0
     counter = itertools.count(0)  # file names of one commit are numbered across its groups
     try:

@@ -13,9 +13,9 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from offload_pipeline.config import TableSpec
-from offload_pipeline.core.sink import IcebergSink, Range, read_state
-from offload_pipeline.core.sources import HotTier
+from offload_pipeline.core.handle import TableHandle
+from offload_pipeline.core.iceberg.commit import Range
+from offload_pipeline.core.iceberg.state import decode_state
 from offload_pipeline.core.window import DAY, MAX_SEQ, MICROS, CursorValue, iso, time_range
 
 
@@ -40,21 +40,22 @@ class Reconciliation:
         return self.missing_keys == 0 and self.duplicate_rows == 0 and self.unexpected_keys == 0
 
 
-def reconcile(spec: TableSpec, source: HotTier, sink: IcebergSink) -> Reconciliation:
+def reconcile(table: TableHandle) -> Reconciliation:
     """Compare keys of rows with cursor <= the committed watermark on both sides."""
+    spec = table.spec
     keys = spec.primary_key
-    table = sink.load(spec)
-    watermark = read_state(table).watermark if table is not None else None
+    cold = table.catalog.load(spec)
+    watermark = decode_state(cold.properties).watermark if cold is not None else None
     if watermark is None:
-        with source.snapshot(spec) as snap:
+        with table.source.snapshot(spec) as snap:
             hot = pa.table({k: pa.array([], snap.schema().field(k).type) for k in keys})
     else:
-        with source.snapshot(spec) as snap:
+        with table.source.snapshot(spec) as snap:
             hot = snap.keys(keys, watermark.cursor)
-    if table is None:
+    if cold is None:
         iceberg = hot.slice(0, 0)
     else:
-        iceberg = table.scan(selected_fields=keys).to_arrow().select(list(keys))
+        iceberg = cold.scan(selected_fields=keys).to_arrow().select(list(keys))
         iceberg = iceberg.cast(hot.schema)
     distinct = iceberg.group_by(list(keys)).aggregate([])
     missing = hot.join(distinct, keys=list(keys), join_type="left anti")
@@ -128,13 +129,12 @@ class ClosedWindowCheck:
         return "warn" if self.missing_rows else "ok"
 
 
-def check_closed_windows(
-    spec: TableSpec, source: HotTier, sink: IcebergSink, days: int = 7
-) -> ClosedWindowCheck:
+def check_closed_windows(table: TableHandle, days: int) -> ClosedWindowCheck:
     """Compare the last ``days`` UTC days (each cut at the watermark) and the recent window."""
-    table = sink.load(spec)
-    state = read_state(table) if table is not None else None
-    if table is None or state is None or state.watermark is None:
+    spec = table.spec
+    iceberg = table.catalog.load(spec)
+    state = decode_state(iceberg.properties) if iceberg is not None else None
+    if iceberg is None or state is None or state.watermark is None:
         return ClosedWindowCheck(spec.name, None, (), None, 0, 0, 0, 0)
     end = state.watermark.cursor.ts  # every row before it is committed (ties at it may not be)
     first = (end // DAY - (days - 1)) * DAY
@@ -142,7 +142,7 @@ def check_closed_windows(
         spec.cursor.event_time, max(first, end - int(spec.late_row_lookback_seconds * MICROS)), end
     )
     keys = list(spec.primary_key)
-    with source.snapshot(spec) as snap:
+    with table.source.snapshot(spec) as snap:
         hot_days = {
             lo: snap.count_between(lo, CursorValue(min(lo + DAY, end) - 1, MAX_SEQ))
             for lo in range(first, end, DAY)
@@ -151,7 +151,7 @@ def check_closed_windows(
             [b.select(keys) for b in snap.read(time_range(recent.start_ts, recent.end_ts), 65_536)],
             schema=pa.schema([snap.schema().field(k) for k in keys]),
         )
-    times = table.scan(
+    times = iceberg.scan(
         row_filter=Range(spec.cursor.event_time, first, end).row_filter(),
         selected_fields=(spec.cursor.event_time,),
     ).to_arrow()
@@ -160,7 +160,7 @@ def check_closed_windows(
         int(row["values"]) * DAY: int(row["counts"]) for row in pc.value_counts(day_of).to_pylist()
     }
     cold_keys = (
-        table.scan(row_filter=recent.row_filter(), selected_fields=tuple(keys))
+        iceberg.scan(row_filter=recent.row_filter(), selected_fields=tuple(keys))
         .to_arrow()
         .select(keys)
         .cast(hot_keys.schema)

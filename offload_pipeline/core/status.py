@@ -7,11 +7,11 @@ from typing import Any
 
 from pyiceberg.table.snapshots import Snapshot
 
-from offload_pipeline.config import Config, TableSpec, redact
-from offload_pipeline.core.maintenance import last_maintenance, live_data_files, small_file_ratio
-from offload_pipeline.core.sink import IcebergSink, TableState, read_state
-from offload_pipeline.core.sources import open_source
-from offload_pipeline.core.window import MICROS, iso
+from offload_pipeline.config import redact
+from offload_pipeline.core.handle import TableHandle
+from offload_pipeline.core.iceberg.state import CommittedState, decode_state
+from offload_pipeline.core.maintenance import live_data_files, small_file_ratio
+from offload_pipeline.core.window import iso, lag_seconds
 from offload_pipeline.errors import OffloadError
 
 
@@ -23,7 +23,7 @@ class Observation:
     the metrics sensor logs them; neither fails.
     """
 
-    state: TableState | None = None
+    state: CommittedState | None = None
     """committed offload state; None when the Iceberg table does not exist (or was unreadable)"""
     snapshot: Snapshot | None = None
     snapshots: int = 0
@@ -31,8 +31,6 @@ class Observation:
     errors: tuple[OffloadError, ...] = ()
     small_file_ratio: float | None = None
     """measured only when ``observe`` is given a small-file size"""
-    maintained_at: float | None = None
-    """end of the last successful maintenance (epoch seconds); None if never"""
 
     @property
     def iceberg_rows(self) -> int | None:
@@ -53,10 +51,9 @@ class Observation:
 
     @property
     def lag_seconds(self) -> float | None:
-        """``source_max − watermark`` in seconds, never negative; None before the first commit."""
-        if self.source_max_ts is None or self.watermark_ts is None:
-            return None
-        return max(0, self.source_max_ts - self.watermark_ts) / MICROS
+        """Event time the watermark trails the hot tier; None before the first commit or for an
+        empty hot tier."""
+        return lag_seconds(self.source_max_ts, self.watermark_ts)
 
     @property
     def _summary(self) -> dict[str, str]:
@@ -64,46 +61,48 @@ class Observation:
         return summary.additional_properties if summary else {}
 
 
-def observe(spec: TableSpec, sink: IcebergSink, small_file_bytes: int | None = None) -> Observation:
-    """Read ``spec``'s committed state from Iceberg and its newest event time from the hot tier
+def observe(table: TableHandle, small_file_bytes: int | None = None) -> Observation:
+    """Read ``table``'s committed state from Iceberg and its newest event time from the hot tier
     (and, given ``small_file_bytes``, the share of small files, which reads the manifests)."""
+    spec = table.spec
     values: dict[str, Any] = {}
     errors: list[OffloadError] = []
     try:
-        table = sink.load(spec)
-        if table is not None:
+        iceberg = table.catalog.load(spec)
+        if iceberg is not None:
             values |= {
-                "state": read_state(table),
-                "snapshot": table.current_snapshot(),
-                "snapshots": len(table.snapshots()),
-                "maintained_at": last_maintenance(table),
+                "state": decode_state(iceberg.properties),
+                "snapshot": iceberg.current_snapshot(),
+                "snapshots": len(iceberg.snapshots()),
             }
             if small_file_bytes is not None:
-                ratio = small_file_ratio(live_data_files(table), small_file_bytes)
+                ratio = small_file_ratio(live_data_files(iceberg), small_file_bytes)
                 values["small_file_ratio"] = ratio
     except OffloadError as e:
         errors.append(e)
     try:
-        with open_source(spec.source).snapshot(spec) as snap:
+        with table.source.snapshot(spec) as snap:
             values["source_max_ts"] = snap.max_event_time()
     except OffloadError as e:
         errors.append(e)
     return Observation(**values, errors=tuple(errors))
 
 
-def table_status(spec: TableSpec, sink: IcebergSink, config: Config) -> dict[str, Any]:
+def table_status(table: TableHandle) -> dict[str, Any]:
     """The ``status --json`` entry of one table; unreachable parts are reported, not raised."""
-    seen = observe(spec, sink)
+    spec = table.spec
+    seen = observe(table)
     snapshot = seen.snapshot
+    catalog = table.catalog.spec
     return {
         "name": spec.name,
         "source": {
             "kind": spec.source.kind,
-            "uri": open_source(spec.source).location(),
+            "uri": table.source.location(),
             "table": spec.source_table,
         },
         "iceberg_identifier": spec.iceberg_identifier,
-        "catalog": {"name": config.catalog.name, **redact(config.catalog.properties)},
+        "catalog": {"name": catalog.name, **redact(catalog.properties)},
         "watermark": iso(seen.watermark_ts),
         "source_max": iso(seen.source_max_ts),
         "lag_seconds": seen.lag_seconds,

@@ -66,6 +66,21 @@ def plan_window(
     return Window(lo=lo, hi_ts=hi_ts)
 
 
+def lag_seconds(
+    source_max_ts: int | None, watermark_ts: int | None, empty_source: float | None = None
+) -> float | None:
+    """How far the committed watermark trails the hot tier's newest row, in event-time seconds.
+
+    Never negative; None before the first commit, and ``empty_source`` when the hot tier holds no
+    row (callers disagree on that case: an offload result reports 0, an observation None).
+    """
+    if source_max_ts is None:
+        return empty_source
+    if watermark_ts is None:
+        return None
+    return max(0, source_max_ts - watermark_ts) / MICROS
+
+
 def to_micros(value: datetime) -> int:
     """Microseconds since the epoch of an aware datetime (naive means UTC)."""
     if value.tzinfo is None:

@@ -10,7 +10,7 @@ No ``from __future__ import annotations`` here: Dagster inspects the context ann
 import dagster as dg
 
 from offload_pipeline.config import RunSpec, TableSpec
-from offload_pipeline.core.maintenance import MaintenanceResult, maintain
+from offload_pipeline.core.maintenance import MaintenanceResult
 from offload_pipeline.defs.metadata import MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.steps import pool_name, retry_policy, step_failure
@@ -56,7 +56,7 @@ def build_maintenance_op(spec: TableSpec, run: RunSpec) -> dg.OpDefinition:
     def _maintain(context: dg.OpExecutionContext) -> dg.Output:
         offload: OffloadResource = context.resources.offload
         try:
-            result = maintain(offload.config, spec, sink=offload.sink, run_id=context.run_id)
+            result = offload.maintain(spec, run_id=context.run_id)
         except OffloadError as e:
             raise step_failure(e, spec.name) from e
         if result.exists:

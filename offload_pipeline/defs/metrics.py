@@ -16,8 +16,9 @@ import dagster as dg
 
 from offload_pipeline import __version__
 from offload_pipeline.config import Config, TableSpec
+from offload_pipeline.core.handle import open_table
+from offload_pipeline.core.iceberg.catalog import IcebergCatalog
 from offload_pipeline.core.maintenance import small_file_threshold
-from offload_pipeline.core.sink import IcebergSink
 from offload_pipeline.core.status import observe
 from offload_pipeline.core.window import MICROS
 from offload_pipeline.defs.eventlog import (
@@ -35,7 +36,7 @@ from offload_pipeline.defs.eventlog import (
 from offload_pipeline.metrics import push
 from offload_pipeline.metrics.collect import (
     CycleTotals,
-    TableState,
+    TableGauges,
     TableTotals,
     last_run_families,
     pipeline_families,
@@ -116,7 +117,7 @@ def metrics_tick(
             fold_cycle(state.cycles, attempts, run_duration(instance, run.run_id))
 
     url = config.pushgateway_url
-    sink = IcebergSink(config.catalog)
+    catalog = IcebergCatalog(config.catalog)
     results = [
         push.push_table(
             url,
@@ -124,7 +125,7 @@ def metrics_tick(
             table_families(
                 spec.name,
                 state.tables[spec.name],
-                measure(spec, sink, instance, small_file_threshold(config.maintenance)),
+                measure(spec, catalog, instance, small_file_threshold(config.maintenance)),
             ),
         )
         for spec in config.tables
@@ -144,27 +145,28 @@ def metrics_tick(
 
 def measure(
     spec: TableSpec,
-    sink: IcebergSink,
+    catalog: IcebergCatalog,
     instance: dg.DagsterInstance,
     small_file_bytes: int | None = None,
-) -> TableState:
+) -> TableGauges:
     """What Iceberg, the hot tier and the last reconciliation say about ``spec``, in metric
     units."""
-    seen = observe(spec, sink, small_file_bytes)
+    seen = observe(open_table(spec, catalog), small_file_bytes)
     for error in seen.errors:
         log.warning("metrics: %s", error)
     state = seen.state
-    return TableState(
+    return TableGauges(
         rows_total=state.rows_total if state else 0,
         late_rows_total=state.late_rows_total if state else 0,
         schema_changes_total=state.schema_changes_total if state else 0,
         watermark_ts=_seconds(seen.watermark_ts),
         source_max_ts=_seconds(seen.source_max_ts),
+        lag_seconds=seen.lag_seconds,
         snapshots=seen.snapshots if state else None,
         data_files=seen.data_files,
         reconciliation_delta_rows=reconciliation_delta(instance, spec.name),
         small_file_ratio=seen.small_file_ratio if state else None,
-        last_maintenance_ts=(seen.maintained_at or 0.0) if state else None,
+        last_maintenance_ts=(state.maintained_at or 0.0) if state else None,
     )
 
 

@@ -7,11 +7,12 @@ from functools import cached_property
 import dagster as dg
 
 from offload_pipeline.config import Config, TableSpec, load_config
-from offload_pipeline.core.backfill import BackfillResult, backfill_range
-from offload_pipeline.core.offload import OffloadResult, offload_table
+from offload_pipeline.core.backfill import BackfillResult, backfill
+from offload_pipeline.core.handle import TableHandle, open_table
+from offload_pipeline.core.iceberg.catalog import IcebergCatalog
+from offload_pipeline.core.maintenance import MaintenanceResult, maintain
+from offload_pipeline.core.offload import OffloadResult, offload
 from offload_pipeline.core.reconcile import ClosedWindowCheck, check_closed_windows
-from offload_pipeline.core.sink import IcebergSink
-from offload_pipeline.core.sources import open_source
 
 
 class OffloadResource(dg.ConfigurableResource):
@@ -24,39 +25,25 @@ class OffloadResource(dg.ConfigurableResource):
         return load_config(self.config_path)
 
     @cached_property
-    def sink(self) -> IcebergSink:
-        return IcebergSink(self.config.catalog)
+    def catalog(self) -> IcebergCatalog:
+        return IcebergCatalog(self.config.catalog)
+
+    def table(self, spec: TableSpec) -> TableHandle:
+        """``spec`` with its hot tier and the catalog."""
+        return open_table(spec, self.catalog)
 
     def offload(self, spec: TableSpec, run_id: str) -> OffloadResult:
         """One offload attempt of ``spec`` under its writer lock."""
-        run = self.config.run
-        return offload_table(
-            spec,
-            open_source(spec.source),
-            self.sink,
-            run_id=run_id,
-            batch_rows=run.batch_rows,
-            lock_dir=run.lock_dir,
-            lock_timeout_s=run.lock_timeout_seconds,
-        )
+        return offload(self.table(spec), self.config.run, run_id=run_id)
 
     def backfill(self, spec: TableSpec, start_ts: int, end_ts: int, run_id: str) -> BackfillResult:
         """Replace ``[start_ts, end_ts)`` of ``spec`` under its writer lock."""
-        run = self.config.run
-        return backfill_range(
-            spec,
-            open_source(spec.source),
-            self.sink,
-            start_ts,
-            end_ts,
-            run_id=run_id,
-            batch_rows=run.batch_rows,
-            lock_dir=run.lock_dir,
-            lock_timeout_s=run.lock_timeout_seconds,
-        )
+        return backfill(self.table(spec), self.config.run, start_ts, end_ts, run_id=run_id)
+
+    def maintain(self, spec: TableSpec, run_id: str) -> MaintenanceResult:
+        """Iceberg maintenance of ``spec`` under its writer lock."""
+        return maintain(self.table(spec), self.config.run, self.config.maintenance, run_id=run_id)
 
     def check(self, spec: TableSpec) -> ClosedWindowCheck:
         """Reconcile the closed windows of ``spec``."""
-        return check_closed_windows(
-            spec, open_source(spec.source), self.sink, days=self.config.reconcile_days
-        )
+        return check_closed_windows(self.table(spec), self.config.reconcile_days)

@@ -134,13 +134,15 @@ class CycleTotals:
 
 
 @dataclass(frozen=True)
-class TableState:
-    """What the Iceberg table and the hot tier say right now (None: could not be read)."""
+class TableGauges:
+    """The per-table values read from Iceberg and the hot tier right now, in metric units
+    (None: could not be read, and the metric is not pushed)."""
 
     rows_total: int | None = None
     late_rows_total: int | None = None
     watermark_ts: float | None = None
     source_max_ts: float | None = None
+    lag_seconds: float | None = None
     snapshots: int | None = None
     data_files: int | None = None
     schema_changes_total: int | None = None
@@ -148,13 +150,6 @@ class TableState:
     small_file_ratio: float | None = None
     last_maintenance_ts: float | None = None
     """0 for a table that exists but was never maintained"""
-
-    @property
-    def lag_seconds(self) -> float | None:
-        """``source_max − watermark``, never negative; None for a table that never committed."""
-        if self.watermark_ts is None or self.source_max_ts is None:
-            return None
-        return max(0.0, self.source_max_ts - self.watermark_ts)
 
 
 @dataclass(frozen=True)
@@ -187,7 +182,7 @@ def last_run_families(table: str, run: LastRun) -> Iterator[Metric]:
         yield _gauge("offload_last_success_timestamp_seconds", table, run.last_success_at)
 
 
-def table_families(table: str, totals: TableTotals, state: TableState) -> Iterator[Metric]:
+def table_families(table: str, totals: TableTotals, state: TableGauges) -> Iterator[Metric]:
     """The sensor-owned per-table counters, histograms and gauges."""
     runs = _family(spec("offload_runs_total"))
     for status in RUN_STATUSES:

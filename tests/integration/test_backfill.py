@@ -9,9 +9,8 @@ import pyarrow.compute as pc
 import pytest
 from pyiceberg.expressions import EqualTo
 
-from offload_pipeline.core.backfill import backfill_range
+from offload_pipeline.core.backfill import backfill
 from offload_pipeline.core.lock import table_lock
-from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import MICROS, to_micros
 from offload_pipeline.errors import BackfillRefusedError, CommitConflictError
 
@@ -25,16 +24,14 @@ def _midnight(days_ago: int) -> int:
     return to_micros(today - timedelta(days=days_ago))
 
 
-def _backfill(project, start_ts, end_ts, **kwargs):
-    spec = project.spec()
-    return backfill_range(
-        spec, open_source(spec.source), project.sink(), start_ts, end_ts, batch_rows=500, **kwargs
-    )
+def _backfill(project, start_ts, end_ts, **run):
+    run.setdefault("batch_rows", 500)
+    return backfill(project.table(), project.run(**run), start_ts, end_ts)
 
 
 def _rows(project):
     """Every Iceberg row, in key order, for before/after comparisons."""
-    rows = project.sink().load(project.spec()).scan().to_arrow()
+    rows = project.catalog().load(project.spec()).scan().to_arrow()
     return rows.sort_by([("sequence_number", "ascending")])
 
 
@@ -61,7 +58,7 @@ def test_backfill_twice_leaves_the_same_table_and_watermark(three_days):
     assert project.state().watermark == state.watermark
     assert project.state().rows_total == state.rows_total
     # each backfill is one commit: one delete snapshot plus its appends, sharing the run id
-    snapshots = project.sink().load(project.spec()).snapshots()
+    snapshots = project.catalog().load(project.spec()).snapshots()
     summaries = [s.summary.additional_properties for s in snapshots]
     assert sum(s.get("offload.run-id") == second.run_id for s in summaries) >= 2
     assert all(
@@ -90,7 +87,7 @@ def test_backfill_repairs_late_rows_and_counts_them_repaired(three_days):
 
 def test_backfill_repairs_duplicates_and_gaps(three_days):
     project = three_days
-    iceberg = project.sink().load(project.spec())
+    iceberg = project.catalog().load(project.spec())
     rows = iceberg.scan().to_arrow()
     start = _midnight(1)
     in_day = rows.filter(pc.greater_equal(rows["exchange_timestamp"].cast("int64"), start))
@@ -109,13 +106,13 @@ def test_backfill_repairs_duplicates_and_gaps(three_days):
 
 def test_a_range_beyond_the_watermark_is_refused_and_nothing_changes(three_days):
     project = three_days
-    before = len(project.sink().load(project.spec()).snapshots())
+    before = len(project.catalog().load(project.spec()).snapshots())
     wm = project.state().watermark.cursor.ts
     with pytest.raises(BackfillRefusedError, match="reaches beyond the committed watermark"):
         _backfill(project, _midnight(1), wm + 1)
     with pytest.raises(BackfillRefusedError, match="is empty"):
         _backfill(project, _midnight(1), _midnight(1))
-    assert len(project.sink().load(project.spec()).snapshots()) == before
+    assert len(project.catalog().load(project.spec()).snapshots()) == before
 
 
 def test_a_table_without_a_watermark_refuses_any_backfill(project):
@@ -135,13 +132,12 @@ def test_rows_the_hot_tier_no_longer_holds_are_never_dropped(three_days):
     assert _rows(project).equals(before)
 
 
-def test_backfill_waits_for_the_writer_lock_of_the_table(three_days, tmp_path):
+def test_backfill_waits_for_the_writer_lock_of_the_table(three_days):
     project = three_days
-    lock_dir = tmp_path / "locks"
-    with table_lock(lock_dir, TABLE, 1), pytest.raises(CommitConflictError):
-        _backfill(project, _midnight(2), _midnight(1), lock_dir=lock_dir, lock_timeout_s=0.3)
+    with table_lock(project.config.run.lock_dir, TABLE, 1), pytest.raises(CommitConflictError):
+        _backfill(project, _midnight(2), _midnight(1), lock_timeout_seconds=0.3)
     # released: the same backfill now runs
-    assert _backfill(project, _midnight(2), _midnight(1), lock_dir=lock_dir).rows_written > 0
+    assert _backfill(project, _midnight(2), _midnight(1)).rows_written > 0
 
 
 def test_backfill_adds_a_new_column_like_the_offload(three_days):
@@ -152,7 +148,7 @@ def test_backfill_adds_a_new_column_like_the_offload(three_days):
     start, end = _midnight(2), _midnight(1)
     result = _backfill(project, start, end)
     assert result.schema_changes == ("added column venue string",)
-    iceberg = project.sink().load(project.spec())
+    iceberg = project.catalog().load(project.spec())
     backfilled = iceberg.scan(row_filter=result.range.row_filter()).to_arrow()
     assert set(backfilled["venue"].to_pylist()) == {"spot"}
     assert result.rows_written == backfilled.num_rows

@@ -20,15 +20,15 @@ import pytest
 from pyiceberg.types import DecimalType, IntegerType, LongType, StringType, TimestamptzType
 
 from offload_pipeline.config import load_config
-from offload_pipeline.core.clickhouse import (
+from offload_pipeline.core.reconcile import reconcile
+from offload_pipeline.core.sources import open_source
+from offload_pipeline.core.sources.clickhouse import (
     ClickHouseHotTier,
     clickhouse_arrow_type,
+    clickhouse_nullable,
     count_between_sql,
     max_event_time_sql,
 )
-from offload_pipeline.core.offload import offload_table
-from offload_pipeline.core.reconcile import reconcile
-from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import CursorValue, Window
 from offload_pipeline.errors import (
     OffloadTimeoutError,
@@ -87,9 +87,9 @@ class _Shared:
         pass
 
 
-def offload(project: Project, client: Any, **kwargs: Any):
-    kwargs.setdefault("batch_rows", 10_000)
-    return offload_table(project.spec(), tier(project, client), project.sink(), **kwargs)
+def offload(project: Project, client: Any, **run: Any):
+    run.setdefault("batch_rows", 10_000)
+    return project.offload(source=tier(project, client), **run)
 
 
 def test_the_demo_table_maps_onto_the_same_schema_as_sqlite_and_postgres(ch_project, chdb_client):
@@ -98,7 +98,7 @@ def test_the_demo_table_maps_onto_the_same_schema_as_sqlite_and_postgres(ch_proj
         assert snap.schema().equals(TRADES_SCHEMA)
     offload(ch_project, chdb_client)
     types = {
-        f.name: f.field_type for f in ch_project.sink().load(ch_project.spec()).schema().fields
+        f.name: f.field_type for f in ch_project.catalog().load(ch_project.spec()).schema().fields
     }
     assert types["exchange_timestamp"] == TimestamptzType()
     assert types["price"] == DecimalType(18, 8)
@@ -113,7 +113,7 @@ def test_offload_with_ties_on_the_cursor_is_exactly_once(ch_project, chdb_client
     assert result.rows == 30_000 and result.commits > 20
     ch_project.seed(5_000, tie_fraction=0.5)
     assert offload(ch_project, chdb_client).rows == 5_000
-    check = reconcile(ch_project.spec(), tier(ch_project, chdb_client), ch_project.sink())
+    check = reconcile(ch_project.table(source=tier(ch_project, chdb_client)))
     assert check.ok and check.iceberg_rows == 35_000
 
 
@@ -124,7 +124,7 @@ def test_values_arrive_exactly(ch_project, chdb_client):
         "SELECT sequence_number, toUnixTimestamp64Micro(exchange_timestamp), toString(price), "
         f"symbol FROM `{ch_project.hot.database}`.`{TABLE}`"
     ).result_rows
-    iceberg = ch_project.sink().load(ch_project.spec()).scan().to_arrow()
+    iceberg = ch_project.catalog().load(ch_project.spec()).scan().to_arrow()
     micros = iceberg.column("exchange_timestamp").cast(pa.int64()).to_pylist()
     by_seq = {
         r["sequence_number"]: (r, t) for r, t in zip(iceberg.to_pylist(), micros, strict=True)
@@ -199,7 +199,8 @@ def test_window_bounds_and_ties_in_the_generated_sql(ch_project, chdb_client):
     ],
 )
 def test_type_mapping(declared, arrow, nullable):
-    assert clickhouse_arrow_type("t", "c", declared) == (arrow, nullable)
+    assert clickhouse_arrow_type("t", "c", declared) == arrow
+    assert clickhouse_nullable(declared) is nullable
 
 
 def test_other_precisions_and_zones_arrive_as_the_same_instant(ch_project, chdb_client):
@@ -225,9 +226,9 @@ def test_other_precisions_and_zones_arrive_as_the_same_instant(ch_project, chdb_
     project = Project(ch_project.dir, path, ch_project.hot)
     spec = project.spec("z")
     hot = ClickHouseHotTier(spec.source, client_factory=lambda _s: _Shared(chdb_client))
-    result = offload_table(spec, hot, project.sink())
+    result = project.offload("z", source=hot)
     assert result.rows == 2
-    rows = project.sink().load(spec).scan().to_arrow().sort_by("seq")
+    rows = project.catalog().load(spec).scan().to_arrow().sort_by("seq")
     # 21:00 in Tokyo is 12:00 UTC
     assert rows.column("ts").cast(pa.int64()).to_pylist() == [1772366400123000, 1772366401000000]
     assert rows.column("code").to_pylist() == ["abc", "xyz"]
@@ -276,7 +277,7 @@ def test_statement_timeout_is_a_typed_timeout_error(ch_project, chdb_client):
     spec = load_config(path).table(TABLE)
     hot = ClickHouseHotTier(spec.source, client_factory=lambda _s: _Shared(chdb_client))
     with pytest.raises(OffloadTimeoutError, match="statement_timeout_seconds=1") as caught:
-        offload_table(spec, hot, Project(ch_project.dir, path).sink(), batch_rows=10)
+        Project(ch_project.dir, path).offload(source=hot, batch_rows=10)
     assert caught.value.retryable
 
 

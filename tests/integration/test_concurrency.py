@@ -12,7 +12,7 @@ def test_two_writers_without_the_lock_one_loses_with_commit_conflict(any_project
     any_project.seed(20_000)
     # both plan from the same (empty) state, then hold 1.5 s so their commits overlap
     procs = [
-        any_project.worker(failpoint="plan~1500", use_lock=False, batch_rows=50_000)
+        any_project.worker(failpoint="plan~1500", shared_lock=False, batch_rows=50_000)
         for _ in range(2)
     ]
     results = [worker_result(p) for p in procs]
@@ -38,7 +38,7 @@ def test_watermark_never_moves_backwards_under_racing_writers(any_project):
     marks = []
     for _ in range(3):
         any_project.seed(5_000)
-        procs = [any_project.worker(use_lock=False, batch_rows=2_000) for _ in range(3)]
+        procs = [any_project.worker(shared_lock=False, batch_rows=2_000) for _ in range(3)]
         for proc in procs:
             code, out = worker_result(proc)
             assert code in (0, 3), out

@@ -30,7 +30,9 @@ def test_sigkill_at_every_point_keeps_the_table_exactly_once(any_project):
     for point in CRASH_POINTS:
         any_project.seed(35_000)
         before = (
-            any_project.state().watermark if any_project.sink().load(any_project.spec()) else None
+            any_project.state().watermark
+            if any_project.catalog().load(any_project.spec())
+            else None
         )
         code, _ = worker_result(any_project.worker(failpoint=point))
         assert code == -signal.SIGKILL, f"{point}: the process was not killed ({code})"
@@ -38,7 +40,7 @@ def test_sigkill_at_every_point_keeps_the_table_exactly_once(any_project):
         # right after the crash: either the old or a newer watermark, and exactly its rows
         check = any_project.reconcile()
         assert check.ok, f"after crash at {point}: {check}"
-        if before is not None and any_project.sink().load(any_project.spec()) is not None:
+        if before is not None and any_project.catalog().load(any_project.spec()) is not None:
             assert any_project.state().watermark.cursor >= before.cursor, point
         # the next run picks up from whatever was committed and completes the window
         code, out = worker_result(any_project.worker())

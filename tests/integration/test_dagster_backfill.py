@@ -105,7 +105,7 @@ def test_the_check_passes_then_warns_on_late_rows(offloaded):
 def test_the_check_errors_on_duplicates(offloaded):
     project = offloaded
     config = project.config
-    iceberg = project.sink().load(project.spec())
+    iceberg = project.catalog().load(project.spec())
     iceberg.append(iceberg.scan(limit=5).to_arrow())
     with dg.DagsterInstance.get() as instance:
         run_cycle(build_definitions(config), config, instance, [TABLE])

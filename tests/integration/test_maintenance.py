@@ -11,11 +11,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from offload_pipeline.core.iceberg.state import MAINTENANCE_TS
 from offload_pipeline.core.maintenance import (
-    MAINTENANCE_TS,
     compact_and_expire,
     live_data_files,
-    maintain,
     referenced_files,
 )
 from offload_pipeline.definitions import build_definitions
@@ -46,18 +45,18 @@ def configure(project, batch_rows: int = 100, **maintenance) -> None:
 
 
 def rows_and_keys(project) -> tuple[int, set[int]]:
-    rows = project.sink().load(project.spec()).scan().to_arrow()
+    rows = project.catalog().load(project.spec()).scan().to_arrow()
     return rows.num_rows, set(rows.column("sequence_number").to_pylist())
 
 
 def offload_props(project) -> dict[str, str]:
     """The watermark and the cumulative counters: every offload.* property but maintenance's."""
-    props = project.sink().load(project.spec()).properties
+    props = project.catalog().load(project.spec()).properties
     return {k: v for k, v in props.items() if k.startswith("offload.") and "maintenance" not in k}
 
 
 def day_partitions(project) -> int:
-    stamps = project.sink().load(project.spec()).scan().to_arrow().column("exchange_timestamp")
+    stamps = project.catalog().load(project.spec()).scan().to_arrow().column("exchange_timestamp")
     return len({ts.value // (DAY * 1_000_000) for ts in stamps})
 
 
@@ -77,11 +76,11 @@ def test_compaction_and_expiry_keep_every_row_and_the_watermark(project):
     count, keys = rows_and_keys(project)
     props = offload_props(project)
     assert count == len(keys) == 3_000 and props["offload.rows-total"] == "3000"
-    table = project.sink().load(project.spec())
+    table = project.catalog().load(project.spec())
     assert len(table.snapshots()) == 30 and len(live_data_files(table)) >= 30
 
     # default retention (7 days): every snapshot is younger, none expires; files are compacted
-    first = maintain(project.config, project.spec())
+    first = project.maintain()
     assert (first.snapshots_expired, first.orphans_removed) == (0, 0)
     assert first.snapshots_after == 31  # the compaction snapshot
     days = day_partitions(project)
@@ -92,19 +91,19 @@ def test_compaction_and_expiry_keep_every_row_and_the_watermark(project):
     assert rows_and_keys(project) == (count, keys)
     assert offload_props(project) == props
     # the replaced small files are still referenced by the retained snapshots
-    referenced = referenced_files(project.sink().load(project.spec()))
+    referenced = referenced_files(project.catalog().load(project.spec()))
     assert files_on_disk(project) <= referenced
 
-    compacted = project.sink().load(project.spec()).current_snapshot().snapshot_id
+    compacted = project.catalog().load(project.spec()).current_snapshot().snapshot_id
 
     # retention 0, keep 5: everything but the newest five snapshots expires, and the files
     # only the expired snapshots referenced are removed
     configure(project, snapshot_retention_days=0, min_snapshots_to_keep=5)
-    second = maintain(project.config, project.spec())
+    second = project.maintain()
     assert (second.snapshots_before, second.snapshots_after) == (31, 5)
     assert second.snapshots_expired == 26 and second.files_compacted == 0
     assert second.orphans_removed > 0 and second.orphan_bytes_removed > 0
-    table = project.sink().load(project.spec())
+    table = project.catalog().load(project.spec())
     assert len(table.snapshots()) == 5
     assert table.current_snapshot().snapshot_id == compacted  # nothing new to compact
     assert files_on_disk(project) <= referenced_files(table)
@@ -130,20 +129,20 @@ def test_orphan_files_of_a_killed_attempt_are_removed_and_referenced_files_stay(
     assert code == -signal.SIGKILL
     orphans = files_on_disk(project) - before_crash
     assert any(o.endswith(".parquet") for o in orphans), "the killed attempt wrote no data files"
-    assert not orphans & referenced_files(project.sink().load(project.spec()))
+    assert not orphans & referenced_files(project.catalog().load(project.spec()))
 
     # too young: a writer on another host could still be about to commit them
     configure(project, batch_rows=1_000, orphan_min_age_seconds=3600)
-    young = maintain(project.config, project.spec())
+    young = project.maintain()
     assert young.orphans_removed == 0 and orphans <= files_on_disk(project)
 
     configure(project, batch_rows=1_000)
     on_disk = files_on_disk(project)
-    result = maintain(project.config, project.spec())
+    result = project.maintain()
     removed = on_disk - files_on_disk(project)
     assert removed == orphans
     assert result.orphans_removed == len(orphans)
-    table = project.sink().load(project.spec())
+    table = project.catalog().load(project.spec())
     for path in referenced_files(table):
         assert Path(path).exists(), path
     assert table.scan().to_arrow().num_rows == 2_000
@@ -158,21 +157,21 @@ def test_a_commit_by_another_writer_fails_maintenance_with_commit_conflict(proje
     configure(project)
     project.seed(1_000)
     project.offload()
-    stale = project.sink().load(project.spec())
+    stale = project.catalog().load(project.spec())
     project.seed(300)
     project.offload()  # another writer commits after maintenance loaded the table
     props = offload_props(project)
     with pytest.raises(CommitConflictError, match="another writer committed"):
         compact_and_expire(project.spec(), stale, project.config.maintenance, now=time.time())
-    table = project.sink().load(project.spec())
+    table = project.catalog().load(project.spec())
     assert MAINTENANCE_TS not in table.properties
     assert offload_props(project) == props
     check = project.reconcile()
     assert check.ok and check.iceberg_rows == 1_300
     # the files the failed compaction wrote are orphans for the next maintenance
-    result = maintain(project.config, project.spec())
+    result = project.maintain()
     assert result.orphans_removed > 0
-    assert files_on_disk(project) <= referenced_files(project.sink().load(project.spec()))
+    assert files_on_disk(project) <= referenced_files(project.catalog().load(project.spec()))
     assert project.reconcile().ok
 
 
@@ -197,10 +196,10 @@ def test_maintenance_waits_for_an_offload_of_the_table_and_gives_up_with_commit_
         maintenance={"orphan_min_age_seconds": 0},
     )
     with pytest.raises(CommitConflictError, match="held the table lock"):
-        maintain(project.config, project.spec())
+        project.maintain()
     code, out = worker_result(offload)
     assert code == 0 and out["rows"] == 500
-    assert MAINTENANCE_TS not in project.sink().load(project.spec()).properties
+    assert MAINTENANCE_TS not in project.catalog().load(project.spec()).properties
 
 
 def test_an_offload_waits_for_maintenance_of_the_table_and_gives_up_with_commit_conflict(
@@ -220,7 +219,7 @@ def test_an_offload_waits_for_maintenance_of_the_table_and_gives_up_with_commit_
         text=True,
     )
     wait_for_lock_holder(project, maintenance.pid)
-    code, out = worker_result(project.worker(lock_timeout_s=0.2))
+    code, out = worker_result(project.worker(lock_timeout_seconds=0.2))
     assert code == 3 and out["error_type"] == "commit_conflict", out
     stdout, stderr = maintenance.communicate(timeout=120)
     assert maintenance.returncode == 0, stderr[-3000:]
@@ -235,18 +234,18 @@ def test_a_killed_maintenance_changes_nothing_and_the_next_one_cleans_up(project
     project.seed(2_000, span_seconds=2 * DAY)
     project.offload()
     count_keys, props = rows_and_keys(project), offload_props(project)
-    snapshots = len(project.sink().load(project.spec()).snapshots())
+    snapshots = len(project.catalog().load(project.spec()).snapshots())
     on_disk = files_on_disk(project)
     crashed = project.cli("maintain", "--table", TABLE, failpoint="maintain.commit.before")
     assert crashed.returncode == -signal.SIGKILL
-    table = project.sink().load(project.spec())
+    table = project.catalog().load(project.spec())
     assert len(table.snapshots()) == snapshots and MAINTENANCE_TS not in table.properties
     assert files_on_disk(project) - on_disk, "the killed compaction wrote no files"
     assert rows_and_keys(project) == count_keys and offload_props(project) == props
     done = project.cli("maintain", "--table", TABLE)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "orphans_removed=0" not in done.stdout
-    assert files_on_disk(project) <= referenced_files(project.sink().load(project.spec()))
+    assert files_on_disk(project) <= referenced_files(project.catalog().load(project.spec()))
     assert rows_and_keys(project) == count_keys and offload_props(project) == props
 
 
@@ -286,7 +285,7 @@ def test_the_maintenance_job_runs_on_the_instance_and_its_time_survives_a_pushga
     assert m["snapshots_after"] == m["snapshots_before"] + 1
     assert m["small_file_ratio_before"] > 0.9 and m["small_file_ratio_after"] == 0.0
     assert not by_table[DEMO_TABLES[1]].metadata["table_exists"]  # never offloaded: skipped
-    recorded = float(project.sink().load(project.spec()).properties[MAINTENANCE_TS])
+    recorded = float(project.catalog().load(project.spec()).properties[MAINTENANCE_TS])
     metric = "offload_last_maintenance_timestamp_seconds"
     assert pushed(pushgateway, metric, table=TABLE) == pytest.approx(recorded, abs=0.001)
     assert pushed(pushgateway, metric, table=DEMO_TABLES[1]) is None
@@ -298,5 +297,5 @@ def test_the_maintenance_job_runs_on_the_instance_and_its_time_survives_a_pushga
     assert tick.returncode == 0, tick.stderr[-3000:]
     assert pushed(pushgateway, metric, table=TABLE) == pytest.approx(recorded, abs=0.001)
     assert pushed(pushgateway, "offload_iceberg_small_file_ratio", table=TABLE) == 0.0
-    files = len(live_data_files(project.sink().load(project.spec())))
+    files = len(live_data_files(project.catalog().load(project.spec())))
     assert pushed(pushgateway, "offload_iceberg_data_files", table=TABLE) == files

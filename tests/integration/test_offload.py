@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.types import DecimalType, IntegerType, LongType, TimestamptzType
 
-from offload_pipeline.core.sink import TABLE_DEFAULTS
+from offload_pipeline.core.iceberg.state import TABLE_DEFAULTS
 from offload_pipeline.core.window import MICROS
 from offload_pipeline.errors import SchemaMismatchError, SourceQueryError, SourceUnavailableError
 from offload_pipeline.feed import create_table
@@ -22,7 +22,7 @@ def test_initial_load_creates_a_partitioned_table_with_the_explicit_schema(any_p
     assert result.rows == 25_000
     assert result.commits == 3  # 10k-row chunks
     assert any_project.reconcile().ok
-    iceberg = any_project.sink().load(any_project.spec())
+    iceberg = any_project.catalog().load(any_project.spec())
     types = {f.name: f.field_type for f in iceberg.schema().fields}
     assert types["exchange_timestamp"] == TimestamptzType()
     assert types["price"] == DecimalType(18, 8)
@@ -42,7 +42,7 @@ def test_decimals_and_timestamps_arrive_exactly(project):
         hot = conn.execute(
             f"SELECT sequence_number, exchange_timestamp, price, quote_volume FROM {TABLE}"
         ).fetchall()
-    iceberg = project.sink().load(project.spec()).scan().to_arrow().to_pylist()
+    iceberg = project.catalog().load(project.spec()).scan().to_arrow().to_pylist()
     by_seq = {r["sequence_number"]: r for r in iceberg}
     for seq, ts, price, quote_volume in hot:
         row = by_seq[seq]
@@ -66,11 +66,11 @@ def test_incremental_runs_append_only_new_rows(any_project):
 def test_rerun_with_nothing_new_writes_no_snapshot(any_project):
     any_project.seed(2_000)
     any_project.offload()
-    iceberg = any_project.sink().load(any_project.spec())
+    iceberg = any_project.catalog().load(any_project.spec())
     snapshots = len(iceberg.snapshots())
     again = any_project.offload()
     assert again.rows == 0 and again.commits == 0
-    assert len(any_project.sink().load(any_project.spec()).snapshots()) == snapshots
+    assert len(any_project.catalog().load(any_project.spec()).snapshots()) == snapshots
     assert again.watermark == again.previous_watermark
 
 
@@ -101,7 +101,7 @@ def test_duplicate_cursor_values_are_never_split_across_commits(project):
     # no commit boundary falls inside the group of 50 equal cursors
     sizes = [
         int(s.summary.additional_properties["offload.rows"])
-        for s in project.sink().load(project.spec()).snapshots()
+        for s in project.catalog().load(project.spec()).snapshots()
     ]
     assert sizes[0] >= 50
 
@@ -116,19 +116,10 @@ def test_settle_delay_holds_back_the_newest_rows(any_project):
     any_project.seed(100, span_seconds=1)
     from dataclasses import replace
 
-    from offload_pipeline.core.offload import offload_table
-    from offload_pipeline.core.sources import open_source
-
-    held = offload_table(
-        replace(spec, settle_delay_seconds=60), open_source(spec.source), any_project.sink()
-    )
+    settled = replace(spec, settle_delay_seconds=60)
+    held = any_project.offload(spec=settled)
     assert held.rows == 0
-    later = offload_table(
-        replace(spec, settle_delay_seconds=60),
-        open_source(spec.source),
-        any_project.sink(),
-        clock=lambda: time.time() + 120,
-    )
+    later = any_project.offload(spec=settled, clock=lambda: time.time() + 120)
     assert later.rows == 100
 
 
@@ -153,7 +144,7 @@ def test_huge_backlog_is_committed_in_bounded_chunks(any_project):
     any_project.seed(60_000)
     result = any_project.offload(batch_rows=8_000)
     assert result.commits == 8
-    iceberg = any_project.sink().load(any_project.spec())
+    iceberg = any_project.catalog().load(any_project.spec())
     # every commit carries its own watermark, and they advance
     marks = [int(s.summary.additional_properties["offload.rows"]) for s in iceberg.snapshots()]
     assert sum(marks) == 60_000 and max(marks) <= 8_000

@@ -14,7 +14,6 @@ import pyarrow as pa
 import pytest
 
 from offload_pipeline.config import load_config
-from offload_pipeline.core.offload import offload_table
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import Window
 from offload_pipeline.errors import (
@@ -58,7 +57,7 @@ def test_values_arrive_exactly(pg_project):
         "SELECT sequence_number, (extract(epoch FROM exchange_timestamp) * 1000000)::bigint, "
         f"price::text, quote_volume::text, kafka_partition FROM {TABLE}"
     )
-    iceberg = pg_project.sink().load(pg_project.spec()).scan().to_arrow()
+    iceberg = pg_project.catalog().load(pg_project.spec()).scan().to_arrow()
     ts = iceberg.column("exchange_timestamp").cast(pa.int64()).to_pylist()
     rows = {r["sequence_number"]: (r, t) for r, t in zip(iceberg.to_pylist(), ts, strict=True)}
     assert len(rows) == len(hot) == 500
@@ -94,7 +93,7 @@ def test_timestamp_without_zone_numeric_and_small_ints_map_onto_iceberg(pg_hot, 
     result = project.offload("plain", batch_rows=1)
     # one commit per row: the watermark moves through two rows sharing a microsecond
     assert (result.rows, result.commits) == (3, 3)
-    rows = project.sink().load(project.spec("plain")).scan().to_arrow().sort_by("seq")
+    rows = project.catalog().load(project.spec("plain")).scan().to_arrow().sort_by("seq")
     assert rows.schema.field("ts").type == pa.timestamp("us", tz="UTC")
     assert rows.column("ts").cast(pa.int64()).to_pylist()[0] == 1772366400000001
     assert [str(v) if v is not None else None for v in rows.column("amount").to_pylist()] == [
@@ -180,7 +179,7 @@ def test_rows_committed_at_the_bound_during_a_run_are_taken_by_the_next_run(pg_p
         )
 
     tier = _Interfering(open_source(spec.source), commit_rows_at_the_bound)
-    first = offload_table(spec, tier, pg_project.sink(), batch_rows=1_000)
+    first = pg_project.offload(source=tier, batch_rows=1_000)
     assert first.rows == 5_000
     assert first.watermark.cursor.ts == bound_us and first.watermark.cursor.seq == top_seq
     assert pg_project.hot_count() == 5_050
@@ -210,10 +209,10 @@ def test_connection_terminated_mid_run_is_source_unavailable_and_the_next_run_re
         open_source(spec.source), lambda: _terminate_run_connections(pg_project.hot), when
     )
     with pytest.raises(SourceUnavailableError, match="connection lost") as caught:
-        offload_table(spec, tier, pg_project.sink(), batch_rows=500_000)
+        pg_project.offload(source=tier, batch_rows=500_000)
     assert caught.value.retryable
     # nothing of the window was committed: one chunk covers it all
-    assert pg_project.sink().load(spec) is None or pg_project.state().watermark is None
+    assert pg_project.catalog().load(spec) is None or pg_project.state().watermark is None
     recovered = pg_project.offload()
     assert recovered.rows == 300_000
     assert pg_project.reconcile().ok
@@ -243,9 +242,9 @@ def test_server_stopped_mid_run_is_source_unavailable_and_the_next_run_recovers(
     spec = project.spec()
     tier = _Interfering(open_source(spec.source), lambda: stop_postgres(data), "read")
     with pytest.raises(SourceUnavailableError) as caught:
-        offload_table(spec, tier, project.sink(), batch_rows=500_000)
+        project.offload(source=tier, batch_rows=500_000)
     assert caught.value.retryable
-    assert project.sink().load(spec) is None or project.state().watermark is None
+    assert project.catalog().load(spec) is None or project.state().watermark is None
     # while it is down, a run cannot even connect: the same retryable error
     with pytest.raises(SourceUnavailableError, match="cannot connect"):
         project.offload()
@@ -268,7 +267,7 @@ def test_statement_timeout_is_a_typed_timeout_error(pg_project, tmp_path):
             # another session holds the table: every read of it waits, up to the timeout
             cur.execute(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE")
             with pytest.raises(OffloadTimeoutError, match="statement_timeout_seconds=1") as caught:
-                offload_table(spec, open_source(spec.source), pg_project.sink())
+                pg_project.offload(spec=spec)
         conn.rollback()
     finally:
         conn.close()

@@ -7,7 +7,6 @@ import pytest
 from pyiceberg.expressions import EqualTo
 
 from offload_pipeline.core.reconcile import check_closed_windows
-from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import MICROS
 
 pytestmark = pytest.mark.integration
@@ -15,8 +14,7 @@ TABLE = "bronze_trades_binance"
 
 
 def _check(project, days=7):
-    spec = project.spec()
-    return check_closed_windows(spec, open_source(spec.source), project.sink(), days=days)
+    return check_closed_windows(project.table(), days)
 
 
 @pytest.fixture
@@ -64,7 +62,7 @@ def test_late_rows_warn_with_the_delta(offloaded):
 
 
 def test_duplicates_are_an_error(offloaded):
-    iceberg = offloaded.sink().load(offloaded.spec())
+    iceberg = offloaded.catalog().load(offloaded.spec())
     iceberg.append(
         iceberg.scan(row_filter=EqualTo("sequence_number", _recent_key(offloaded))).to_arrow()
     )
@@ -74,7 +72,7 @@ def test_duplicates_are_an_error(offloaded):
 
 
 def test_a_gap_beyond_the_counted_late_rows_is_an_error(offloaded):
-    iceberg = offloaded.sink().load(offloaded.spec())
+    iceberg = offloaded.catalog().load(offloaded.spec())
     iceberg.delete(EqualTo("sequence_number", _recent_key(offloaded)))
     check = _check(offloaded)
     assert check.severity == "error"

@@ -13,7 +13,7 @@ TABLE = "bronze_trades_binance"
 
 
 def _snapshot_ids(project):
-    return [s.snapshot_id for s in project.sink().load(project.spec()).snapshots()]
+    return [s.snapshot_id for s in project.catalog().load(project.spec()).snapshots()]
 
 
 def test_new_nullable_columns_evolve_the_table_and_are_offloaded(project):
@@ -35,7 +35,7 @@ def test_new_nullable_columns_evolve_the_table_and_are_offloaded(project):
     result = project.offload(batch_rows=100_000)
 
     assert result.schema_changes == ("added column venue string", "added column fee decimal(18, 8)")
-    iceberg = project.sink().load(project.spec())
+    iceberg = project.catalog().load(project.spec())
     assert iceberg.schema().find_field("venue").field_type == StringType()
     assert iceberg.schema().find_field("fee").field_type == DecimalType(18, 8)
     assert not iceberg.schema().find_field("venue").required
@@ -64,20 +64,20 @@ def test_a_dropped_column_fails_naming_it_without_writing(project):
     ):
         project.offload()
     assert _snapshot_ids(project) == before
-    assert project.sink().load(project.spec()).schema().find_field("kafka_offset")
+    assert project.catalog().load(project.spec()).schema().find_field("kafka_offset")
 
 
 def test_a_type_change_fails_naming_it_and_applies_no_other_change(project):
     project.seed(100)
     project.offload()
     before = _snapshot_ids(project)
-    schema_before = project.sink().load(project.spec()).schema()
+    schema_before = project.catalog().load(project.spec()).schema()
     with sqlite3.connect(project.hot_db) as conn:
         conn.execute(f"ALTER TABLE {TABLE} RENAME COLUMN symbol TO symbol_old")
         conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN symbol BIGINT")
     with pytest.raises(SchemaMismatchError, match="column 'symbol': hot tier has long"):
         project.offload()
-    iceberg = project.sink().load(project.spec())
+    iceberg = project.catalog().load(project.spec())
     assert [s.snapshot_id for s in iceberg.snapshots()] == before
     # the new column symbol_old was not added either: a failing change applies nothing
     assert iceberg.schema() == schema_before

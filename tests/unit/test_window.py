@@ -10,6 +10,7 @@ from offload_pipeline.core.window import (
     Window,
     from_micros,
     iso,
+    lag_seconds,
     plan_window,
     to_micros,
 )
@@ -85,3 +86,23 @@ def test_successive_windows_cover_every_row_exactly_once(rows, bounds):
         if batch:
             watermark = Watermark(batch[-1])
     assert taken == cursors
+
+
+def test_lag_is_the_event_time_the_watermark_trails_the_newest_row():
+    assert lag_seconds(NOW, NOW - 90 * MICROS) == 90.0
+    assert lag_seconds(NOW, NOW) == 0.0
+
+
+def test_lag_is_never_negative():
+    # a watermark ahead of the hot tier (its newest rows deleted by retention)
+    assert lag_seconds(NOW - 5 * MICROS, NOW) == 0.0
+
+
+def test_lag_before_the_first_commit_is_unknown():
+    assert lag_seconds(NOW, None) is None
+
+
+def test_lag_of_an_empty_hot_tier_is_the_callers_choice():
+    assert lag_seconds(None, NOW) is None
+    assert lag_seconds(None, None, empty_source=0.0) == 0.0
+    assert lag_seconds(None, NOW, empty_source=0.0) == 0.0

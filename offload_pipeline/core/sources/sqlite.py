@@ -1,23 +1,20 @@
-"""Hot-tier sources: read a window of rows as Arrow record batches, in cursor order.
+"""The embedded SQLite hot tier: Arrow batches through ADBC, in one WAL read transaction.
 
-A source hands out *snapshots*: one consistent read in which the bound (max event time), the
-late-row counts and the rows themselves are all taken, so a row visible at the bound can never be
-skipped. SQLite lives here; PostgreSQL (``core/postgres.py``) and ClickHouse
-(``core/clickhouse.py``) implement the same two small protocols.
+Owns the SQLite type convention and the SELECT list that keeps ADBC, which types a column from
+its first batch, delivering one type per column for the whole stream.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
-from typing import Protocol
+from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from offload_pipeline.config import SourceSpec, TableSpec
+from offload_pipeline.core.sources._common import TIMESTAMP, arrow_schema, conform_batch, quote
 from offload_pipeline.core.window import CursorValue, Window
 from offload_pipeline.errors import (
     OffloadError,
@@ -25,59 +22,6 @@ from offload_pipeline.errors import (
     SourceQueryError,
     SourceUnavailableError,
 )
-
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-
-class SourceSnapshot(Protocol):
-    """One consistent read of one hot-tier table."""
-
-    def schema(self) -> pa.Schema:
-        """Arrow schema of the table (the types rows are delivered in)."""
-
-    def max_event_time(self) -> int | None:
-        """Largest event time (µs) in the table, None when empty."""
-
-    def count_between(self, lo_ts: int, hi: CursorValue) -> int:
-        """Rows with event time >= ``lo_ts`` and cursor <= ``hi``."""
-
-    def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Rows of ``window`` in cursor order, in batches of about ``batch_rows``."""
-
-    def keys(self, columns: tuple[str, ...], upto: CursorValue) -> pa.Table:
-        """``columns`` of every row with cursor <= ``upto`` (for reconciliation)."""
-
-
-class HotTier(Protocol):
-    """A hot-tier database holding bronze tables."""
-
-    def location(self) -> str:
-        """SQLAlchemy-style URL of the database, without password."""
-
-    def snapshot(self, spec: TableSpec) -> AbstractContextManager[SourceSnapshot]:
-        """Open one consistent read of ``spec``'s source table."""
-
-
-def open_source(source: SourceSpec) -> HotTier:
-    """The hot-tier implementation for a configured source."""
-    if source.kind == "sqlite":
-        assert source.path is not None
-        return SqliteHotTier(source.path)
-    if source.kind == "postgres":
-        from offload_pipeline.core.postgres import PostgresHotTier
-
-        return PostgresHotTier(source)
-    if source.kind == "clickhouse":
-        from offload_pipeline.core.clickhouse import ClickHouseHotTier
-
-        return ClickHouseHotTier(source)
-    raise SourceUnavailableError(f"source '{source.name}': kind {source.kind!r} is not available")
-
-
-def quote(identifier: str) -> str:
-    """Double-quote an identifier that config validation already restricted to [A-Za-z0-9_]."""
-    return '"' + identifier.replace('"', '""') + '"'
-
 
 _DECIMAL = re.compile(r"^(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 _SQLITE_TYPES: dict[str, pa.DataType] = {
@@ -120,8 +64,9 @@ class SqliteHotTier:
     # rows per ADBC batch; the core regroups them into commit-sized chunks
     adbc_batch_rows = 65_536
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, source: SourceSpec) -> None:
+        assert source.path is not None  # config validation requires it for kind sqlite
+        self.path = source.path
 
     def location(self) -> str:
         return f"sqlite:///{self.path}"
@@ -166,22 +111,13 @@ class SqliteSnapshot:
     def schema(self) -> pa.Schema:
         if self._schema is None:
             rows = self._query(f"PRAGMA table_info({self._table})")
-            if not rows:
-                raise SourceQueryError(
-                    f"table '{self._spec.name}': source table '{self._spec.source_table}' "
-                    f"not found in {self._tier.location()}"
-                )
-            required = {self._spec.cursor.event_time, self._spec.cursor.tie_breaker}
-            required |= set(self._spec.primary_key)
-            fields = [
-                pa.field(
-                    name,
-                    sqlite_arrow_type(self._spec.name, name, declared),
-                    nullable=not (notnull or name in required),
-                )
-                for _cid, name, declared, notnull, _default, _pk in rows
-            ]
-            self._schema = pa.schema(fields)
+            self._schema = arrow_schema(
+                self._spec,
+                [(name, declared, bool(notnull)) for _cid, name, declared, notnull, *_ in rows],
+                sqlite_arrow_type,
+                qualified_name=self._spec.source_table,
+                location=self._tier.location(),
+            )
         return self._schema
 
     def max_event_time(self) -> int | None:
@@ -283,23 +219,6 @@ def _typed_zero(field: pa.Field) -> str | None:
     if pa.types.is_floating(field.type) or pa.types.is_decimal(field.type):
         return "0.0"
     return None
-
-
-def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
-    """Cast the driver's column types onto the declared schema (by position)."""
-    if batch.schema.equals(schema):
-        return batch
-    columns = []
-    for field, column in zip(schema, batch.columns, strict=True):
-        if isinstance(column.type, pa.BaseExtensionType):
-            column = column.storage  # e.g. PostgreSQL numeric: an opaque type over its text
-        try:
-            columns.append(column if column.type == field.type else column.cast(field.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            raise SchemaMismatchError(
-                f"table '{table}': column '{field.name}': values do not fit {field.type}: {e}"
-            ) from e
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _restore_nulls(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -19,15 +19,16 @@ from urllib.parse import quote as url_quote
 import pyarrow as pa
 
 from offload_pipeline.config import SourceSpec, TableSpec
-from offload_pipeline.core.sources import TIMESTAMP, conform_batch, quote
-from offload_pipeline.core.window import CursorValue, Window
-from offload_pipeline.errors import (
-    OffloadError,
-    OffloadTimeoutError,
-    SchemaMismatchError,
-    SourceQueryError,
-    SourceUnavailableError,
+from offload_pipeline.core.sources._common import (
+    TIMESTAMP,
+    Failure,
+    arrow_schema,
+    conform_batch,
+    driver_error,
+    quote,
 )
+from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.errors import OffloadError, SchemaMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +122,10 @@ class PostgresHotTier:
     def snapshot(self, spec: TableSpec) -> Iterator[PostgresSnapshot]:
         import adbc_driver_postgresql.dbapi as adbc
 
-        where = f"table '{spec.name}': hot tier {self.location()}"
         try:
             conn = adbc.connect(self._uri(), autocommit=True)
         except Exception as e:
-            raise SourceUnavailableError(
-                f"{where}: cannot connect: {self.scrub(_first_line(e))}"
-            ) from None
+            raise driver_error(e, spec, self.location(), "connect") from None
         try:
             snap = PostgresSnapshot(conn, spec, self)
             timeout_ms = int(self.source.statement_timeout_seconds * 1000)
@@ -142,13 +140,6 @@ class PostgresHotTier:
                 conn.close()  # closing the session ends the read-only transaction
             except Exception as e:  # noqa: BLE001 - a lost connection has nothing left to close
                 log.debug("table %s: closing the hot-tier connection: %s", spec.name, e)
-
-    def scrub(self, text: str) -> str:
-        """``text`` with the password (plain and URL-encoded) removed."""
-        for secret in {self.source.password, url_quote(self.source.password, safe="")}:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
 
 
 class PostgresSnapshot:
@@ -175,22 +166,13 @@ class PostgresSnapshot:
                 "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
             )
             rows = self.fetch(sql)
-            if not rows:
-                raise SourceQueryError(
-                    f"table '{self._spec.name}': source table "
-                    f"'{self._tier.source.schema}.{self._spec.source_table}' "
-                    f"not found in {self._tier.location()}"
-                )
-            required = {self._spec.cursor.event_time, self._spec.cursor.tie_breaker}
-            required |= set(self._spec.primary_key)
             self._declared = {name: declared for name, declared, _ in rows}
-            self._schema = pa.schema(
-                pa.field(
-                    name,
-                    postgres_arrow_type(self._spec.name, name, declared),
-                    nullable=not (notnull or name in required),
-                )
-                for name, declared, notnull in rows
+            self._schema = arrow_schema(
+                self._spec,
+                rows,
+                postgres_arrow_type,
+                qualified_name=f"{self._tier.source.schema}.{self._spec.source_table}",
+                location=self._tier.location(),
             )
         return self._schema
 
@@ -269,18 +251,17 @@ class PostgresSnapshot:
             _close(cursor)
 
     def _error(self, e: BaseException) -> OffloadError:
-        """The contract error for a driver exception, with the password scrubbed."""
-        state = getattr(e, "sqlstate", None) or ""
-        message = self._tier.scrub(_first_line(e))
-        where = f"table '{self._spec.name}': hot tier {self._tier.location()}"
-        if state == _TIMEOUT_STATE:
-            seconds = self._tier.source.statement_timeout_seconds
-            return OffloadTimeoutError(
-                f"{where}: a query exceeded statement_timeout_seconds={seconds:g}: {message}"
-            )
-        if state.startswith(_UNAVAILABLE_STATES) or (not state and _CONNECTION_LOST.search(str(e))):
-            return SourceUnavailableError(f"{where}: connection lost: {message}")
-        return SourceQueryError(f"{where}: {message}")
+        return driver_error(e, self._spec, self._tier.location(), _failure(e))
+
+
+def _failure(e: BaseException) -> Failure:
+    """What a driver exception means, by SQLSTATE (libpq reports a lost connection without)."""
+    state = getattr(e, "sqlstate", None) or ""
+    if state == _TIMEOUT_STATE:
+        return "timeout"
+    if state.startswith(_UNAVAILABLE_STATES) or (not state and _CONNECTION_LOST.search(str(e))):
+        return "lost"
+    return "query"
 
 
 def _select_expression(field: pa.Field) -> str:
@@ -301,11 +282,6 @@ def _micros(value: object) -> int | None:
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return (moment - EPOCH) // timedelta(microseconds=1)
     return int(value)  # type: ignore[call-overload]
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _close(cursor: object) -> None:

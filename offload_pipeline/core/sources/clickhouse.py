@@ -21,15 +21,16 @@ from typing import Any
 import pyarrow as pa
 
 from offload_pipeline.config import SourceSpec, TableSpec
-from offload_pipeline.core.sources import TIMESTAMP, conform_batch
-from offload_pipeline.core.window import CursorValue, Window
-from offload_pipeline.errors import (
-    OffloadError,
-    OffloadTimeoutError,
-    SchemaMismatchError,
-    SourceQueryError,
-    SourceUnavailableError,
+from offload_pipeline.core.sources._common import (
+    TIMESTAMP,
+    Failure,
+    arrow_schema,
+    conform_batch,
+    driver_error,
+    quote,
 )
+from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.errors import OffloadError, SchemaMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -59,34 +60,45 @@ _UNAVAILABLE_CODES = {
 _CODE = re.compile(r"Code: (\d+)\.")
 
 
-def clickhouse_arrow_type(table: str, column: str, declared: str) -> tuple[pa.DataType, bool]:
-    """Map a ClickHouse column type onto Arrow; also whether it is ``Nullable``.
+def clickhouse_arrow_type(table: str, column: str, declared: str) -> pa.DataType:
+    """Map a ClickHouse column type onto Arrow (``clickhouse_nullable`` says if it may be NULL).
 
     ``DateTime``/``DateTime64`` in any zone become µs UTC; ``LowCardinality(String)`` and
     ``FixedString`` become strings; ``Decimal(p, s)`` stays exact.
     """
-    text = declared.strip()
-    nullable = False
-    while match := _WRAPPER.match(text):
-        nullable = nullable or match.group(1) == "Nullable"
-        text = match.group(2).strip()
+    text, _nullable = _unwrap(declared)
     if match := _DECIMAL.match(text):
-        return pa.decimal128(int(match.group(1)), int(match.group(2))), nullable
+        return pa.decimal128(int(match.group(1)), int(match.group(2)))
     if _DATETIME.match(text):
-        return TIMESTAMP, nullable
+        return TIMESTAMP
     if text.startswith(("FixedString(", "Enum8(", "Enum16(")):
-        return pa.string(), nullable
+        return pa.string()
     if text in _CH_TYPES:
-        return _CH_TYPES[text], nullable
+        return _CH_TYPES[text]
     raise SchemaMismatchError(
         f"table '{table}': column '{column}': clickhouse type {declared!r} has no Iceberg mapping "
         "(use DateTime64, Decimal(p,s), Int*/UInt*, Float*, String, LowCardinality(String), Bool)"
     )
 
 
+def clickhouse_nullable(declared: str) -> bool:
+    """Whether a ClickHouse column type is ``Nullable`` (also inside ``LowCardinality``)."""
+    return _unwrap(declared)[1]
+
+
+def _unwrap(declared: str) -> tuple[str, bool]:
+    """The type inside ``Nullable``/``LowCardinality`` wrappers, and whether one was Nullable."""
+    text = declared.strip()
+    nullable = False
+    while match := _WRAPPER.match(text):
+        nullable = nullable or match.group(1) == "Nullable"
+        text = match.group(2).strip()
+    return text, nullable
+
+
 def ident(name: str) -> str:
     """Backtick-quote an identifier that config validation restricted to [A-Za-z0-9_]."""
-    return "`" + name.replace("`", "``") + "`"
+    return quote(name, "`")
 
 
 def micros_literal(micros: int) -> str:
@@ -165,20 +177,13 @@ def select_expression(field: pa.Field, declared: str) -> str:
     them still use the table's sorting key.
     """
     column = ident(field.name)
-    base = _unwrap(declared)
+    base, _nullable = _unwrap(declared)
     if field.type == TIMESTAMP and base != "DateTime64(6, 'UTC')":
         # other precision or zone: the same instant in µs, labelled UTC
         return f"toDateTime64({column}, 6, 'UTC') AS {column}"
     if pa.types.is_string(field.type) and base != "String":
         return f"toString({column}) AS {column}"  # FixedString, Enum
     return column
-
-
-def _unwrap(declared: str) -> str:
-    text = declared.strip()
-    while match := _WRAPPER.match(text):
-        text = match.group(2).strip()
-    return text
 
 
 ClientFactory = Callable[[SourceSpec], Any]
@@ -224,10 +229,7 @@ class ClickHouseHotTier:
         try:
             client = self._client_factory(self.source)
         except Exception as e:
-            raise SourceUnavailableError(
-                f"table '{spec.name}': hot tier {self.location()}: cannot connect: "
-                f"{self.scrub(_first_line(e))}"
-            ) from None
+            raise driver_error(e, spec, self.location(), "connect") from None
         try:
             yield ClickHouseSnapshot(client, spec, self)
         finally:
@@ -235,10 +237,6 @@ class ClickHouseHotTier:
                 client.close()
             except Exception as e:  # noqa: BLE001 - nothing left to close
                 log.debug("table %s: closing the hot-tier client: %s", spec.name, e)
-
-    def scrub(self, text: str) -> str:
-        """``text`` without the password."""
-        return text.replace(self.source.password, "***") if self.source.password else text
 
 
 class ClickHouseSnapshot:
@@ -261,19 +259,14 @@ class ClickHouseSnapshot:
     def schema(self) -> pa.Schema:
         if self._schema is None:
             rows = self._rows(schema_sql(self._db, self._spec.source_table))
-            if not rows:
-                raise SourceQueryError(
-                    f"table '{self._spec.name}': source table '{self._db}."
-                    f"{self._spec.source_table}' not found in {self._tier.location()}"
-                )
-            required = {self._spec.cursor.event_time, self._spec.cursor.tie_breaker}
-            required |= set(self._spec.primary_key)
-            fields = []
             self._declared = dict(rows)
-            for name, declared in rows:
-                arrow, nullable = clickhouse_arrow_type(self._spec.name, name, declared)
-                fields.append(pa.field(name, arrow, nullable=nullable and name not in required))
-            self._schema = pa.schema(fields)
+            self._schema = arrow_schema(
+                self._spec,
+                [(name, declared, not clickhouse_nullable(declared)) for name, declared in rows],
+                clickhouse_arrow_type,
+                qualified_name=f"{self._db}.{self._spec.source_table}",
+                location=self._tier.location(),
+            )
         return self._schema
 
     def max_event_time(self) -> int | None:
@@ -324,27 +317,21 @@ class ClickHouseSnapshot:
             raise self._error(e) from e
 
     def _error(self, e: BaseException) -> OffloadError:
-        """The contract error for a client exception, with the password scrubbed."""
-        message = self._tier.scrub(_first_line(e))
-        where = f"table '{self._spec.name}': hot tier {self._tier.location()}"
-        match = _CODE.search(str(e))
-        code = int(match.group(1)) if match else None
-        if code in _TIMEOUT_CODES:
-            seconds = self._tier.source.statement_timeout_seconds
-            return OffloadTimeoutError(
-                f"{where}: a query exceeded statement_timeout_seconds={seconds:g}: {message}"
-            )
-        if code in _UNAVAILABLE_CODES or (code is None and _is_connection_error(e)):
-            return SourceUnavailableError(f"{where}: connection lost: {message}")
-        return SourceQueryError(f"{where}: {message}")
+        return driver_error(e, self._spec, self._tier.location(), _failure(e))
+
+
+def _failure(e: BaseException) -> Failure:
+    """What a client exception means, by ClickHouse error code (none for a transport error)."""
+    match = _CODE.search(str(e))
+    code = int(match.group(1)) if match else None
+    if code in _TIMEOUT_CODES:
+        return "timeout"
+    if code in _UNAVAILABLE_CODES or (code is None and _is_connection_error(e)):
+        return "lost"
+    return "query"
 
 
 def _is_connection_error(e: BaseException) -> bool:
     from clickhouse_connect.driver.exceptions import OperationalError
 
     return isinstance(e, OperationalError | OSError | ConnectionError)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

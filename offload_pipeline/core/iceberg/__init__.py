@@ -1,0 +1,1 @@
+"""The Iceberg side of the offload: catalog, schema mapping, the durable state and the commit."""

@@ -1,0 +1,88 @@
+"""Hot-tier sources: read a window of rows as Arrow record batches, in cursor order.
+
+A source hands out *snapshots*: one consistent read in which the bound (max event time), the
+late-row counts and the rows themselves are all taken, so a row visible at the bound can never be
+skipped. Each backend (``sqlite``, ``postgres``, ``clickhouse``) is imported only when a source of
+its kind is opened, so its driver is loaded only where it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+import pyarrow as pa
+
+from offload_pipeline.config import SourceKind, SourceSpec, TableSpec
+from offload_pipeline.core.sources._common import TIMESTAMP, quote
+from offload_pipeline.core.window import CursorValue, Window
+
+__all__ = ["TIMESTAMP", "HotTier", "SourceSnapshot", "open_source", "quote"]
+
+
+class SourceSnapshot(Protocol):
+    """One consistent read of one hot-tier table."""
+
+    def schema(self) -> pa.Schema:
+        """Arrow schema of the table (the types rows are delivered in)."""
+
+    def max_event_time(self) -> int | None:
+        """Largest event time (µs) in the table, None when empty."""
+
+    def count_between(self, lo_ts: int, hi: CursorValue) -> int:
+        """Rows with event time >= ``lo_ts`` and cursor <= ``hi``."""
+
+    def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Rows of ``window`` in cursor order, in batches of about ``batch_rows``."""
+
+    def keys(self, columns: tuple[str, ...], upto: CursorValue) -> pa.Table:
+        """``columns`` of every row with cursor <= ``upto`` (for reconciliation)."""
+
+
+class HotTier(Protocol):
+    """A hot-tier database holding bronze tables."""
+
+    def location(self) -> str:
+        """SQLAlchemy-style URL of the database, without password."""
+
+    def snapshot(self, spec: TableSpec) -> AbstractContextManager[SourceSnapshot]:
+        """Open one consistent read of ``spec``'s source table."""
+
+
+def _sqlite(source: SourceSpec) -> HotTier:
+    from offload_pipeline.core.sources.sqlite import SqliteHotTier
+
+    return SqliteHotTier(source)
+
+
+def _postgres(source: SourceSpec) -> HotTier:
+    from offload_pipeline.core.sources.postgres import PostgresHotTier
+
+    return PostgresHotTier(source)
+
+
+def _clickhouse(source: SourceSpec) -> HotTier:
+    from offload_pipeline.core.sources.clickhouse import ClickHouseHotTier
+
+    return ClickHouseHotTier(source)
+
+
+# one opener per `SourceKind`; config validation admits no other kind
+_OPENERS: dict[SourceKind, Callable[[SourceSpec], HotTier]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+    "clickhouse": _clickhouse,
+}
+
+
+def open_source(source: SourceSpec) -> HotTier:
+    """The hot tier of a configured source; opening it does not connect yet.
+
+    Args:
+        source: a validated source spec.
+
+    Returns:
+        The backend for ``source.kind``; its ``snapshot`` connects.
+    """
+    return _OPENERS[source.kind](source)

@@ -1,0 +1,150 @@
+"""What every hot-tier backend shares: identifier quoting, the delivered Arrow types, the schema of
+a source table, and turning a driver failure into a contract error without leaking the password.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
+
+import pyarrow as pa
+
+from offload_pipeline.config import TableSpec
+from offload_pipeline.errors import (
+    OffloadError,
+    OffloadTimeoutError,
+    SchemaMismatchError,
+    SourceQueryError,
+    SourceUnavailableError,
+    first_line,
+)
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+ArrowTypeOf = Callable[[str, str, str], pa.DataType]
+"""(table, column, declared type) -> Arrow type; raises SchemaMismatchError when there is none."""
+
+Failure = Literal["connect", "lost", "timeout", "query"]
+"""What went wrong talking to a server: no connection, connection lost, statement timeout, the
+query itself."""
+
+
+def quote(identifier: str, mark: str = '"') -> str:
+    """Quote an identifier that config validation already restricted to [A-Za-z0-9_].
+
+    Args:
+        identifier: a table or column name.
+        mark: the quote character of the dialect (ClickHouse also takes a backtick).
+    """
+    return mark + identifier.replace(mark, mark * 2) + mark
+
+
+def arrow_schema(
+    spec: TableSpec,
+    columns: Sequence[tuple[str, str, bool]],
+    arrow_type: ArrowTypeOf,
+    *,
+    qualified_name: str,
+    location: str,
+) -> pa.Schema:
+    """The Arrow schema rows of ``spec``'s source table are delivered in.
+
+    The cursor and primary-key columns are required whatever the source declares, so the
+    Iceberg table gets them as required fields.
+
+    Args:
+        spec: the table being read.
+        columns: ``(name, declared type, not null)`` per column, in table order.
+        arrow_type: the backend's type mapping.
+        qualified_name: the source table as the backend names it, for the not-found error.
+        location: the hot tier's URL, for the not-found error.
+
+    Raises:
+        SourceQueryError: ``columns`` is empty (the table does not exist).
+        SchemaMismatchError: a column type has no mapping.
+    """
+    if not columns:
+        raise SourceQueryError(
+            f"table '{spec.name}': source table '{qualified_name}' not found in {location}"
+        )
+    required = {spec.cursor.event_time, spec.cursor.tie_breaker, *spec.primary_key}
+    return pa.schema(
+        pa.field(
+            name,
+            arrow_type(spec.name, name, declared),
+            nullable=not (notnull or name in required),
+        )
+        for name, declared, notnull in columns
+    )
+
+
+def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:
+    """Cast the driver's column types onto the declared schema (by position).
+
+    Raises:
+        SchemaMismatchError: a value does not fit its declared type; names table and column.
+    """
+    if batch.schema.equals(schema):
+        return batch
+    columns = []
+    for field, column in zip(schema, batch.columns, strict=True):
+        if isinstance(column.type, pa.BaseExtensionType):
+            column = column.storage  # e.g. PostgreSQL numeric: an opaque type over its text
+        try:
+            columns.append(column if column.type == field.type else column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise SchemaMismatchError(
+                f"table '{table}': column '{field.name}': values do not fit {field.type}: {e}"
+            ) from e
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``, whether raw or URL-encoded.
+
+    Drivers echo connection URLs in their errors and each encodes a password its own way
+    (``quote``, ``quote_plus``, other safe characters, lower-case hex), so every character of a
+    secret is matched raw or percent-encoded, and a space also as ``+``.
+    """
+    patterns = [
+        "".join(_char_pattern(char) for char in secret)
+        for secret in sorted({s for s in secrets if s}, key=len, reverse=True)
+    ]
+    return re.sub("|".join(patterns), "***", text) if patterns else text
+
+
+def _char_pattern(char: str) -> str:
+    """A regex matching ``char`` raw or percent-encoded (UTF-8, either hex case)."""
+    encoded = "".join(
+        "%" + "".join(f"[{d}{d.lower()}]" if d.isalpha() else d for d in f"{byte:02X}")
+        for byte in char.encode()
+    )
+    forms = [re.escape(char), encoded, *([r"\+"] if char == " " else [])]
+    return "(?:" + "|".join(forms) + ")"
+
+
+def driver_error(
+    error: BaseException, spec: TableSpec, location: str, failure: Failure
+) -> OffloadError:
+    """The contract error for a server source's driver exception, the password scrubbed.
+
+    Args:
+        error: what the driver raised.
+        spec: the table being read (its source's password is scrubbed, its timeout named).
+        location: the hot tier's URL, without password.
+        failure: what the backend made of the driver's error code.
+    """
+    source = spec.source
+    where = f"table '{spec.name}': hot tier {location}"
+    message = scrub(first_line(error), (source.password,))
+    if failure == "connect":
+        return SourceUnavailableError(f"{where}: cannot connect: {message}")
+    if failure == "lost":
+        return SourceUnavailableError(f"{where}: connection lost: {message}")
+    if failure == "timeout":
+        seconds = source.statement_timeout_seconds
+        return OffloadTimeoutError(
+            f"{where}: a query exceeded statement_timeout_seconds={seconds:g}: {message}"
+        )
+    return SourceQueryError(f"{where}: {message}")

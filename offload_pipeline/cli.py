@@ -80,9 +80,6 @@ def main(ctx: click.Context, config_file: str | None) -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("offload_pipeline").setLevel(logging.INFO)
-    if config_file:
-        # Dagster code (definitions, run workers) finds the same file through the environment
-        os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
     ctx.obj = _Context(config_file)
 
 
@@ -183,6 +180,7 @@ def run(obj: _Context, tables: tuple[str, ...]) -> None:
     import dagster as dg
 
     from offload_pipeline.definitions import build_definitions
+    from offload_pipeline.defs.metadata import MetadataKey as K
     from offload_pipeline.defs.runs import run_cycle
 
     config = obj.config
@@ -193,9 +191,9 @@ def run(obj: _Context, tables: tuple[str, ...]) -> None:
         if outcome.success:
             m = outcome.metadata
             click.echo(
-                f"{outcome.table}: ok rows={m.get('rows')} "
-                f"window=({m.get('window_start')}, {m.get('window_end')}] "
-                f"watermark={m.get('watermark')} seconds={m.get('duration_seconds')}"
+                f"{outcome.table}: ok rows={m.get(K.ROWS)} "
+                f"window=({m.get(K.WINDOW_START)}, {m.get(K.WINDOW_END)}] "
+                f"watermark={m.get(K.WATERMARK)} seconds={m.get(K.DURATION_SECONDS)}"
             )
         else:
             click.echo(
@@ -218,7 +216,8 @@ def maintain(obj: _Context, tables: tuple[str, ...]) -> None:
     import dagster as dg
 
     from offload_pipeline.definitions import build_definitions
-    from offload_pipeline.defs.maintenance import run_maintenance
+    from offload_pipeline.defs.metadata import MetadataKey as K
+    from offload_pipeline.defs.runs import run_maintenance
 
     config = obj.config
     names = [spec.name for spec in obj.tables(tables)]
@@ -231,18 +230,18 @@ def maintain(obj: _Context, tables: tuple[str, ...]) -> None:
                 f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
                 err=True,
             )
-        elif not m.get("table_exists"):
+        elif not m.get(K.TABLE_EXISTS):
             click.echo(f"{outcome.table}: ok, no Iceberg table yet (nothing to maintain)")
         else:
             click.echo(
                 f"{outcome.table}: ok "
-                f"snapshots={m['snapshots_before']}->{m['snapshots_after']} "
-                f"data_files={m['data_files_before']}->{m['data_files_after']} "
-                f"small_file_ratio={m['small_file_ratio_before']:.2f}->"
-                f"{m['small_file_ratio_after']:.2f} "
-                f"compacted={m['files_compacted']} expired={m['snapshots_expired']} "
-                f"orphans_removed={m['orphans_removed']} ({m['orphan_bytes_removed']} bytes) "
-                f"seconds={m['duration_seconds']}"
+                f"snapshots={m[K.SNAPSHOTS_BEFORE]}->{m[K.SNAPSHOTS_AFTER]} "
+                f"data_files={m[K.DATA_FILES_BEFORE]}->{m[K.DATA_FILES_AFTER]} "
+                f"small_file_ratio={m[K.SMALL_FILE_RATIO_BEFORE]:.2f}->"
+                f"{m[K.SMALL_FILE_RATIO_AFTER]:.2f} "
+                f"compacted={m[K.FILES_COMPACTED]} expired={m[K.SNAPSHOTS_EXPIRED]} "
+                f"orphans_removed={m[K.ORPHANS_REMOVED]} ({m[K.ORPHAN_BYTES_REMOVED]} bytes) "
+                f"seconds={m[K.DURATION_SECONDS]}"
             )
     if not all(o.success for o in outcomes):
         sys.exit(1)

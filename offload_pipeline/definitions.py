@@ -1,4 +1,9 @@
-"""The Dagster code location: every configured table as an asset, the jobs and their schedules."""
+"""The Dagster code location: every configured table as an asset, the jobs and their schedules.
+
+``defs`` is loaded lazily: the config (``$OFFLOAD_CONFIG``, else ``./offload.yaml``) is read when
+Dagster loads the code location, not when this module is imported; the command line passes its
+own config to ``build_definitions``.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,30 @@ import dagster as dg
 from offload_pipeline.config import Config, load_config
 from offload_pipeline.defs.assets import build_table_asset
 from offload_pipeline.defs.checks import build_reconciliation_check
-from offload_pipeline.defs.jobs import build_bronze_job, build_partitions
-from offload_pipeline.defs.maintenance import build_maintenance_job, build_maintenance_schedule
+from offload_pipeline.defs.jobs import build_bronze_job, build_maintenance_job, build_partitions
 from offload_pipeline.defs.resources import OffloadResource
-from offload_pipeline.defs.schedules import build_bronze_schedule
+from offload_pipeline.defs.schedules import build_bronze_schedule, build_maintenance_schedule
 from offload_pipeline.defs.sensors import offload_metrics_sensor, offload_run_failure_sensor
 
 
 def build_definitions(config: Config) -> dg.Definitions:
     """Definitions for ``config``: one asset and one reconciliation check per table, the offload
     and maintenance jobs, their schedules, the sensors."""
-    job = build_bronze_job(config.run)
     partitions = build_partitions(config)
-    maintenance = build_maintenance_job(config)
     return dg.Definitions(
         assets=[build_table_asset(spec, config.run, partitions) for spec in config.tables],
         asset_checks=[build_reconciliation_check(spec) for spec in config.tables],
-        jobs=[job, maintenance],
+        jobs=[build_bronze_job(config.run), build_maintenance_job(config)],
         schedules=[
-            build_bronze_schedule(job, config.schedule_cron, config.schedule_enabled),
-            build_maintenance_schedule(maintenance, config.maintenance),
+            build_bronze_schedule(config.schedule_cron, config.schedule_enabled),
+            build_maintenance_schedule(config.maintenance),
         ],
         sensors=[offload_metrics_sensor, offload_run_failure_sensor],
         resources={"offload": OffloadResource(config_path=str(config.path))},
     )
 
 
-defs = build_definitions(load_config())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What ``workspace.yaml`` and ``dagster dev`` load: the definitions of the configured file."""
+    return build_definitions(load_config())

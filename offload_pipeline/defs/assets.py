@@ -1,4 +1,5 @@
-"""One software-defined asset per configured bronze table, with its reconciliation check.
+"""One software-defined asset per configured bronze table: an incremental offload, or the backfill
+of its partition range.
 
 No ``from __future__ import annotations`` here: Dagster inspects the context annotation at runtime.
 """
@@ -12,19 +13,16 @@ from offload_pipeline.core.backfill import BackfillResult
 from offload_pipeline.core.offload import OffloadResult
 from offload_pipeline.core.window import MICROS, iso, to_micros
 from offload_pipeline.defs.hooks import offload_failure_hook, offload_success_hook
-from offload_pipeline.defs.jobs import GROUP, is_incremental
+from offload_pipeline.defs.jobs import BACKFILL, GROUP, INCREMENTAL, is_incremental
+from offload_pipeline.defs.metadata import MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
+from offload_pipeline.defs.steps import pool_name, retry_policy, step_failure
 from offload_pipeline.errors import OffloadError
 
 # the same story as the lag alerts (IcebergOffloadLagElevated > 20 min, LagCritical > 30 min)
 FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(minutes=30), warn_window=timedelta(minutes=20)
 )
-
-
-def pool_name(table: str) -> str:
-    """The Dagster pool holding the single writer slot of ``table`` (limit 1 in dagster.yaml)."""
-    return f"offload_{table}"
 
 
 def build_table_asset(
@@ -53,11 +51,7 @@ def build_table_asset(
             "cursor": f"({spec.cursor.event_time}, {spec.cursor.tie_breaker})",
             "partition": f"{spec.partition_transform}({spec.partition_column})",
         },
-        retry_policy=dg.RetryPolicy(
-            max_retries=run.max_retries,
-            delay=run.retry_delay_seconds,
-            backoff=dg.Backoff.EXPONENTIAL,
-        ),
+        retry_policy=retry_policy(run),
     )
     def _offload(
         context: dg.AssetExecutionContext, offload: OffloadResource
@@ -71,12 +65,7 @@ def build_table_asset(
             backfill = offload.backfill(spec, start, end, run_id=context.run_id)
             return _report_backfill(context, spec, backfill)
         except OffloadError as e:
-            # config and schema errors fail for good; transient ones go to the RetryPolicy
-            raise dg.Failure(
-                description=str(e),
-                metadata={"error_type": e.error_type, "table": spec.name},
-                allow_retries=e.retryable,
-            ) from e
+            raise step_failure(e, spec.name) from e
 
     return _offload
 
@@ -109,17 +98,17 @@ def materialization_metadata(result: OffloadResult) -> dict[str, object]:
     """Numeric values the UI plots, plus the window and the committed watermark."""
     window = result.window
     metadata: dict[str, object] = {
-        "mode": "incremental",
-        "rows": dg.MetadataValue.int(result.rows),
+        MetadataKey.MODE: INCREMENTAL,
+        MetadataKey.ROWS: dg.MetadataValue.int(result.rows),
         "commits": dg.MetadataValue.int(result.commits),
-        "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
-        "rows_per_second": dg.MetadataValue.float(round(result.rows_per_second, 1)),
+        MetadataKey.DURATION_SECONDS: dg.MetadataValue.float(round(result.duration_seconds, 3)),
+        MetadataKey.ROWS_PER_SECOND: dg.MetadataValue.float(round(result.rows_per_second, 1)),
         "late_rows": dg.MetadataValue.int(result.late_rows),
         "schema_changes": dg.MetadataValue.int(len(result.schema_changes)),
         "schema_change_details": "; ".join(result.schema_changes) or None,
-        "window_start": iso(window.lo.ts) if window and window.lo else None,
-        "window_end": iso(window.hi_ts) if window else None,
-        "watermark": iso(result.watermark.cursor.ts) if result.watermark else None,
+        MetadataKey.WINDOW_START: iso(window.lo.ts) if window and window.lo else None,
+        MetadataKey.WINDOW_END: iso(window.hi_ts) if window else None,
+        MetadataKey.WATERMARK: iso(result.watermark.cursor.ts) if result.watermark else None,
         "watermark_sequence": result.watermark.cursor.seq if result.watermark else None,
         "source_max": iso(result.source_max_ts),
         # 64-bit snapshot ids lose precision as JSON numbers in the UI: keep them as text
@@ -137,12 +126,12 @@ def materialization_metadata(result: OffloadResult) -> dict[str, object]:
 def backfill_metadata(result: BackfillResult) -> dict[str, object]:
     """What a backfill replaced; ``rows_added`` is what it repaired (negative: duplicates)."""
     metadata: dict[str, object] = {
-        "mode": "backfill",
+        MetadataKey.MODE: BACKFILL,
         "range": str(result.range),
         "rows_written": dg.MetadataValue.int(result.rows_written),
         "rows_replaced": dg.MetadataValue.int(result.rows_replaced),
         "rows_added": dg.MetadataValue.int(result.rows_added),
-        "duration_seconds": dg.MetadataValue.float(round(result.duration_seconds, 3)),
+        MetadataKey.DURATION_SECONDS: dg.MetadataValue.float(round(result.duration_seconds, 3)),
         "schema_changes": dg.MetadataValue.int(len(result.schema_changes)),
         "snapshot_id": str(result.snapshot_id) if result.snapshot_id is not None else None,
     }

@@ -7,6 +7,7 @@ import dagster as dg
 
 from offload_pipeline.config import TableSpec
 from offload_pipeline.core.reconcile import ClosedWindowCheck
+from offload_pipeline.defs.metadata import MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.errors import OffloadError
 
@@ -37,7 +38,7 @@ def build_reconciliation_check(spec: TableSpec) -> dg.AssetChecksDefinition:
                 passed=False,
                 severity=dg.AssetCheckSeverity.WARN,
                 description=f"could not reconcile: {e}",
-                metadata={"error_type": e.error_type},
+                metadata={MetadataKey.ERROR_TYPE: e.error_type},
             )
         return dg.AssetCheckResult(
             passed=check.severity == "ok",
@@ -73,7 +74,7 @@ def check_metadata(check: ClosedWindowCheck) -> dict[str, object]:
     """Numeric results (``delta_rows`` becomes ``offload_reconciliation_delta_rows``)."""
     mismatched = [d.day for d in check.days if d.delta_rows]
     metadata: dict[str, object] = {
-        "delta_rows": dg.MetadataValue.int(check.delta_rows),
+        MetadataKey.DELTA_ROWS: dg.MetadataValue.int(check.delta_rows),
         "missing_rows": dg.MetadataValue.int(check.missing_rows),
         "missing_keys": dg.MetadataValue.int(check.missing_keys),
         "duplicate_rows": dg.MetadataValue.int(check.duplicate_rows),

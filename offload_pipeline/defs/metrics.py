@@ -10,11 +10,9 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-from dagster._core.execution.stats import StepEventStatus
 
 from offload_pipeline import __version__
 from offload_pipeline.config import Config, TableSpec
@@ -23,19 +21,21 @@ from offload_pipeline.core.iceberg.catalog import IcebergCatalog
 from offload_pipeline.core.maintenance import small_file_threshold
 from offload_pipeline.core.status import observe
 from offload_pipeline.core.window import MICROS
-from offload_pipeline.defs.attempts import (
+from offload_pipeline.defs.eventlog import (
+    RUN_FAILURE,
+    TIMEOUT,
     Attempt,
     finished_runs,
     is_cycle,
+    last_run,
+    reconciliation_delta,
     run_attempts,
-    run_tables,
+    run_duration,
     will_retry,
 )
-from offload_pipeline.defs.checks import RECONCILIATION_CHECK
 from offload_pipeline.metrics import push
 from offload_pipeline.metrics.collect import (
     CycleTotals,
-    LastRun,
     TableGauges,
     TableTotals,
     last_run_families,
@@ -44,35 +44,6 @@ from offload_pipeline.metrics.collect import (
 )
 
 log = logging.getLogger(__name__)
-
-# failed attempts since the last success are looked for in at most this many recent runs
-CONSECUTIVE_FAILURES_LOOKBACK_RUNS = 100
-
-
-def last_run(instance: dg.DagsterInstance, table: str, run_id: str) -> LastRun | None:
-    """The latest attempt of ``table`` in run ``run_id``, with the table's failure streak.
-
-    Reads only this step's events (step stats), so its cost does not grow with the run's size.
-    """
-    stats = _step_stats(instance, run_id, table)
-    run = instance.get_run_by_id(run_id)
-    if run is None or (stats is None and table not in run_tables(run, [table])):
-        return None
-    success = stats is not None and stats.status == StepEventStatus.SUCCESS
-    marker = stats.attempts_list[-1] if stats and stats.attempts_list else None
-    run_end = instance.get_run_stats(run_id).end_time
-    finished = (marker and marker.end_time) or (stats and stats.end_time) or run_end or time.time()
-    started = (marker and marker.start_time) or (stats and stats.start_time) or finished
-    last_success_at = _last_offload_success(instance, table)
-    if success:
-        rows = 0
-        if stats and stats.materialization_events:
-            materialization = stats.materialization_events[-1].asset_materialization
-            rows = int(materialization.metadata["rows"].value) if materialization else 0
-        # the success time is the materialization's, for the hooks and the sensor alike
-        return LastRun(finished, True, finished - started, rows, last_success_at, 0)
-    streak = _failures_since(instance, table, last_success_at or 0.0)
-    return LastRun(finished, False, finished - started, 0, last_success_at, max(streak, 1))
 
 
 def push_last_run(url: str, instance: dg.DagsterInstance, table: str, run_id: str) -> bool:
@@ -83,46 +54,6 @@ def push_last_run(url: str, instance: dg.DagsterInstance, table: str, run_id: st
     if facts is None:
         return False
     return push.push_table(url, table, last_run_families(table, facts))
-
-
-def _last_offload_success(instance: dg.DagsterInstance, table: str) -> float | None:
-    """When ``table`` last materialized from an offload (backfill materializations skipped)."""
-    records = instance.fetch_materializations(
-        dg.AssetKey(table), limit=CONSECUTIVE_FAILURES_LOOKBACK_RUNS, ascending=False
-    ).records
-    for record in records:
-        materialization = record.asset_materialization
-        mode = materialization.metadata.get("mode") if materialization else None
-        if mode is None or mode.value != "backfill":
-            return record.timestamp
-    return None
-
-
-def _step_stats(instance: dg.DagsterInstance, run_id: str, table: str):  # noqa: ANN202
-    stats = instance.get_run_step_stats(run_id, step_keys=[table])
-    return stats[0] if stats else None
-
-
-def _failures_since(instance: dg.DagsterInstance, table: str, since: float) -> int:
-    """Failed attempts of ``table`` in the runs created after its last success."""
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(created_after=datetime.fromtimestamp(since, tz=UTC)),
-        limit=CONSECUTIVE_FAILURES_LOOKBACK_RUNS,
-    )
-    failures = 0
-    for record in records:
-        run = record.dagster_run
-        if table not in run_tables(run, [table]):
-            continue
-        stats = _step_stats(instance, run.run_id, table)
-        if stats is not None and stats.status == StepEventStatus.FAILURE:
-            failures += stats.attempts or 1
-        elif (stats is None or stats.status == StepEventStatus.IN_PROGRESS) and run.status in (
-            dg.DagsterRunStatus.FAILURE,
-            dg.DagsterRunStatus.CANCELED,
-        ):
-            failures += 1  # the run died before or during the step
-    return failures
 
 
 @dataclass
@@ -179,11 +110,11 @@ def metrics_tick(
         attempts = run_attempts(instance, run, names)
         if will_retry(run):
             # the daemon re-executes this run; only attempts that really ran are counted here
-            attempts = [a for a in attempts if a.error_type not in ("run_failure", "timeout")]
+            attempts = [a for a in attempts if a.error_type not in (RUN_FAILURE, TIMEOUT)]
         for attempt in attempts:
-            _fold(state.tables[attempt.table], attempt)
+            fold_attempt(state.tables[attempt.table], attempt)
         if is_cycle(run) and not will_retry(run):
-            _fold_cycle(state.cycles, instance, run, attempts)
+            fold_cycle(state.cycles, attempts, run_duration(instance, run.run_id))
 
     url = config.pushgateway_url
     catalog = IcebergCatalog(config.catalog)
@@ -239,21 +170,12 @@ def measure(
     )
 
 
-def reconciliation_delta(instance: dg.DagsterInstance, table: str) -> int | None:
-    """``delta_rows`` of the table's latest reconciliation check (None: never checked)."""
-    key = dg.AssetCheckKey(dg.AssetKey(table), RECONCILIATION_CHECK)
-    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
-    event = record.event.dagster_event if record and record.event else None
-    evaluation = event.event_specific_data if event else None
-    delta = getattr(evaluation, "metadata", {}).get("delta_rows")
-    return int(delta.value) if delta is not None else None
-
-
 def _seconds(us: int | None) -> float | None:
     return None if us is None else us / MICROS
 
 
-def _fold(totals: TableTotals, attempt: Attempt) -> None:
+def fold_attempt(totals: TableTotals, attempt: Attempt) -> None:
+    """Count one finished attempt into its table's totals."""
     totals.duration.observe(attempt.duration_seconds)
     if attempt.success:
         totals.success += 1
@@ -265,26 +187,23 @@ def _fold(totals: TableTotals, attempt: Attempt) -> None:
         totals.errors[error_type] = totals.errors.get(error_type, 0) + 1
 
 
-def _fold_cycle(
-    cycles: CycleTotals,
-    instance: dg.DagsterInstance,
-    run: dg.DagsterRun,
-    attempts: Sequence[Attempt],
-) -> None:
+def cycle_status(attempts: Sequence[Attempt]) -> str:
+    """``success`` when every table's last attempt succeeded, ``partial`` when some did, else
+    ``failed`` (a cycle with no attempt at all failed too)."""
     final: dict[str, bool] = {}
     for attempt in attempts:
         final[attempt.table] = attempt.success  # the last attempt of each table decides
-    if not final:
-        status = "failed"
-    elif all(final.values()):
-        status = "success"
-    elif any(final.values()):
-        status = "partial"
-    else:
-        status = "failed"
+    if final and all(final.values()):
+        return "success"
+    if any(final.values()):
+        return "partial"
+    return "failed"
+
+
+def fold_cycle(cycles: CycleTotals, attempts: Sequence[Attempt], duration: float | None) -> None:
+    """Count one finished cycle (its attempts, its run's duration) into the pipeline totals."""
+    status = cycle_status(attempts)
     cycles.statuses[status] = cycles.statuses.get(status, 0) + 1
-    stats = instance.get_run_stats(run.run_id)
-    if stats.start_time is not None and stats.end_time is not None:
-        duration = max(0.0, stats.end_time - stats.start_time)
+    if duration is not None:
         cycles.duration.observe(duration)
         cycles.last_duration = duration

@@ -1,4 +1,5 @@
-"""Running a cycle in this process (``offload-pipeline run``) against the Dagster instance.
+"""Running a job in this process (``offload-pipeline run`` and ``maintain``) against the Dagster
+instance, and reading back how each table fared.
 
 In-process runs are not watched by the daemon's run monitoring, so a run whose process was
 killed would stay STARTED and keep its pool slot forever. Each in-process run is tagged with its
@@ -7,6 +8,7 @@ host and pid; the next one fails the dead ones and frees their slots before it s
 
 import os
 import socket
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,9 @@ from typing import Any
 import dagster as dg
 
 from offload_pipeline.config import Config
-from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, partition_of
+from offload_pipeline.defs.eventlog import RUN_FAILURE, error_type_of
+from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, MAINTENANCE_JOB, partition_of
+from offload_pipeline.defs.maintenance import op_name
 
 HOST_TAG = "offload/host"
 PID_TAG = "offload/pid"
@@ -22,13 +26,43 @@ PID_TAG = "offload/pid"
 
 @dataclass
 class TableOutcome:
-    """How one table fared in a cycle."""
+    """How one table fared in a run."""
 
     table: str
     success: bool
     metadata: dict[str, Any] = field(default_factory=dict)
     error_type: str | None = None
     message: str | None = None
+
+
+def run_cycle(
+    defs: dg.Definitions, config: Config, instance: dg.DagsterInstance, tables: list[str]
+) -> list[TableOutcome]:
+    """Execute the bronze job for ``tables`` (all when empty) in this process."""
+    names = _names(config, tables)
+    return _execute(
+        defs.resolve_job_def(BRONZE_JOB),
+        instance,
+        names,
+        _asset_step,
+        tags=INCREMENTAL_TAGS,
+        asset_selection=[dg.AssetKey(name) for name in names],
+        partition_key=partition_of(datetime.now(UTC)),
+    )
+
+
+def run_maintenance(
+    defs: dg.Definitions, config: Config, instance: dg.DagsterInstance, tables: list[str]
+) -> list[TableOutcome]:
+    """Execute the maintenance job for ``tables`` (all when empty) in this process."""
+    names = _names(config, tables)
+    return _execute(
+        defs.resolve_job_def(MAINTENANCE_JOB),
+        instance,
+        names,
+        op_name,
+        op_selection=[op_name(name) for name in names],
+    )
 
 
 def reclaim_dead_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -53,48 +87,71 @@ def in_process_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
-def failed_outcome(table: str, event: dg.DagsterEvent) -> TableOutcome:
-    """The outcome of ``table`` from its STEP_FAILURE event: the error type the step reported."""
+def _execute(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    names: Sequence[str],
+    step_key: Callable[[str], str],
+    tags: Mapping[str, str] | None = None,
+    **selection: Any,
+) -> list[TableOutcome]:
+    """Run ``job`` over ``selection`` after reclaiming dead runs; one outcome per table, read
+    from the events of its step (``step_key(table)``)."""
+    reclaim_dead_runs(instance)
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags={**(tags or {}), **in_process_tags()},
+        **selection,
+    )
+    return _outcomes(result.all_events, names, step_key)
+
+
+def _outcomes(
+    events: Sequence[dg.DagsterEvent], names: Sequence[str], step_key: Callable[[str], str]
+) -> list[TableOutcome]:
+    """The step's output metadata on success, the reported error type on failure,
+    ``run_failure`` for a step that never finished."""
+    by_step = {step_key(name): name for name in names}
+    outcomes = {name: TableOutcome(name, success=False, error_type=RUN_FAILURE) for name in names}
+    metadata: dict[str, dict[str, Any]] = {}
+    for event in events:
+        name = by_step.get(event.step_key or "")
+        if name is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_OUTPUT:
+            metadata[name] = {k: v.value for k, v in event.step_output_data.metadata.items()}
+        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            outcomes[name] = TableOutcome(name, success=True, metadata=metadata.get(name, {}))
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            outcomes[name] = _failed(name, event)
+    return [outcomes[name] for name in names]
+
+
+def _asset_step(table: str) -> str:
+    """A bronze asset's step is named after its table."""
+    return table
+
+
+def _names(config: Config, tables: list[str]) -> list[str]:
+    """``tables``, all when empty; unknown names fail before a run is created."""
+    names = tables or [t.name for t in config.tables]
+    for name in names:
+        config.table(name)
+    return names
+
+
+def _failed(table: str, event: dg.DagsterEvent) -> TableOutcome:
+    """The outcome of ``table`` from its STEP_FAILURE event."""
     data = event.step_failure_data
     user = data.user_failure_data
-    error_type = "unknown"
-    if user is not None and "error_type" in user.metadata:
-        error_type = str(user.metadata["error_type"].value)
     message = user.description if user is not None else None
     return TableOutcome(
         table,
         success=False,
-        error_type=error_type,
+        error_type=error_type_of(event),
         message=message or (data.error.message.strip() if data.error else None),
     )
-
-
-def run_cycle(
-    defs: dg.Definitions, config: Config, instance: dg.DagsterInstance, tables: list[str]
-) -> list[TableOutcome]:
-    """Execute the bronze job for ``tables`` (all when empty) in this process."""
-    names = tables or [t.name for t in config.tables]
-    for name in names:
-        config.table(name)  # unknown names fail before a run is created
-    reclaim_dead_runs(instance)
-    job = defs.resolve_job_def(BRONZE_JOB)
-    result = job.execute_in_process(
-        instance=instance,
-        asset_selection=[dg.AssetKey(name) for name in names],
-        partition_key=partition_of(datetime.now(UTC)),
-        raise_on_error=False,
-        tags={**INCREMENTAL_TAGS, **in_process_tags()},
-    )
-    outcomes = {name: TableOutcome(name, success=False, error_type="run_failure") for name in names}
-    for event in result.get_asset_materialization_events():
-        name = event.asset_key.to_user_string()  # type: ignore[union-attr]
-        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-        outcomes[name] = TableOutcome(name, success=True, metadata=metadata)
-    for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            name = event.step_key or ""
-            outcomes[name] = failed_outcome(name, event)
-    return [outcomes[name] for name in names]
 
 
 def _alive(pid: int) -> bool:

@@ -1,29 +1,24 @@
-"""The cycle schedule: every 15 minutes by default, running as soon as the daemon starts
-(unless the config says ``schedule.enabled: false``)."""
+"""The two schedules: the offload cycle (every 15 minutes by default, running as soon as the daemon
+starts unless ``schedule.enabled: false``) and the daily Iceberg maintenance."""
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
-from offload_pipeline.defs.jobs import INCREMENTAL_TAGS, partition_of
+from offload_pipeline.config import MaintenanceSpec
+from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, MAINTENANCE_JOB, partition_of
 
 BRONZE_SCHEDULE = "bronze_offload_schedule"
+MAINTENANCE_SCHEDULE = "iceberg_maintenance_schedule"
 
 
-def build_bronze_schedule(
-    job: UnresolvedAssetJobDefinition, cron: str, enabled: bool = True
-) -> dg.ScheduleDefinition:
-    """Run ``job`` incrementally on ``cron`` (UTC), as the partition of the tick's day."""
+def build_bronze_schedule(cron: str, enabled: bool = True) -> dg.ScheduleDefinition:
+    """Run the bronze job incrementally on ``cron`` (UTC), as the partition of the tick's day."""
 
     @dg.schedule(
         name=BRONZE_SCHEDULE,
-        job=job,
+        job_name=BRONZE_JOB,
         cron_schedule=cron,
         execution_timezone="UTC",
-        default_status=(
-            dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
-        ),
+        default_status=_status(enabled),
         description="One incremental offload cycle over every bronze table.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
@@ -33,3 +28,19 @@ def build_bronze_schedule(
         )
 
     return _schedule
+
+
+def build_maintenance_schedule(settings: MaintenanceSpec) -> dg.ScheduleDefinition:
+    """Run the maintenance job on ``maintenance.cron`` (UTC)."""
+    return dg.ScheduleDefinition(
+        name=MAINTENANCE_SCHEDULE,
+        job_name=MAINTENANCE_JOB,
+        cron_schedule=settings.cron,
+        execution_timezone="UTC",
+        default_status=_status(settings.enabled),
+        description="Daily Iceberg maintenance of every table.",
+    )
+
+
+def _status(enabled: bool) -> dg.DefaultScheduleStatus:
+    return dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED

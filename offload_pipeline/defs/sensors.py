@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from offload_pipeline.defs.attempts import run_attempts, will_retry
+from offload_pipeline.defs.eventlog import RUN_FAILURE, TIMEOUT, run_attempts, will_retry
 from offload_pipeline.defs.metrics import MetricsState, metrics_tick, push_last_run
 from offload_pipeline.defs.resources import OffloadResource
 
@@ -47,7 +47,7 @@ def offload_run_failure_sensor(
     died = {
         a.table
         for a in run_attempts(context.instance, run, names)
-        if a.error_type in ("run_failure", "timeout")
+        if a.error_type in (RUN_FAILURE, TIMEOUT)
     }
     for table in sorted(died):
         push_last_run(offload.config.pushgateway_url, context.instance, table, run.run_id)

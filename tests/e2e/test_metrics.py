@@ -11,10 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from offload_pipeline.definitions import build_definitions
-from offload_pipeline.defs.maintenance import run_maintenance
 from offload_pipeline.defs.metrics import MetricsState, metrics_tick
 from offload_pipeline.defs.resources import OffloadResource
-from offload_pipeline.defs.runs import run_cycle
+from offload_pipeline.defs.runs import run_cycle, run_maintenance
 from offload_pipeline.defs.sensors import offload_metrics_sensor
 from offload_pipeline.demo.stack import start_pushgateway
 from offload_pipeline.metrics.contract import JOB, METRICS

@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 from offload_pipeline.config import load_config
-from offload_pipeline.definitions import build_definitions
-from offload_pipeline.defs.assets import pool_name
+from offload_pipeline.definitions import build_definitions, defs
 from offload_pipeline.defs.jobs import BRONZE_JOB, MODE_TAG
 from offload_pipeline.defs.runs import run_cycle
 from offload_pipeline.defs.schedules import BRONZE_SCHEDULE
+from offload_pipeline.defs.steps import pool_name
+from offload_pipeline.errors import ConfigInvalidError
 from tests.conftest import ROOT
 from tests.hot_tiers import DEMO_TABLES
 
@@ -39,6 +40,25 @@ def test_repository_definitions_load_from_the_workspace_module(monkeypatch):
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_the_code_location_reads_its_config_when_loaded_not_when_imported(
+    project, tmp_path, monkeypatch
+):
+    missing = tmp_path / "absent.yaml"
+    imported = subprocess.run(
+        [sys.executable, "-c", "import offload_pipeline.definitions"],
+        env={**os.environ, "OFFLOAD_CONFIG": str(missing)},
+        capture_output=True,
+        text=True,
+    )
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    monkeypatch.setenv("OFFLOAD_CONFIG", str(missing))
+    with pytest.raises(ConfigInvalidError, match="absent.yaml"):
+        defs()
+    monkeypatch.setenv("OFFLOAD_CONFIG", str(project.config_path))
+    keys = defs().resolve_asset_graph().get_all_asset_keys()
+    assert {key.to_user_string() for key in keys} == set(DEMO_TABLES)
 
 
 def test_one_asset_per_table_with_group_kind_pool_and_retry(project):

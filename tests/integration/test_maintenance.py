@@ -18,13 +18,11 @@ from offload_pipeline.core.maintenance import (
     referenced_files,
 )
 from offload_pipeline.definitions import build_definitions
-from offload_pipeline.defs.assets import pool_name
-from offload_pipeline.defs.maintenance import (
-    MAINTENANCE_JOB,
-    MAINTENANCE_SCHEDULE,
-    op_name,
-    run_maintenance,
-)
+from offload_pipeline.defs.jobs import MAINTENANCE_JOB
+from offload_pipeline.defs.maintenance import op_name
+from offload_pipeline.defs.runs import run_maintenance
+from offload_pipeline.defs.schedules import MAINTENANCE_SCHEDULE
+from offload_pipeline.defs.steps import pool_name
 from offload_pipeline.errors import CommitConflictError
 from offload_pipeline.metrics import push
 from tests.conftest import worker_result, write_config

@@ -1,0 +1,19 @@
+"""Dagster names with no public import in the pinned dagster: the one place to look when it moves.
+
+``tests/unit/test_dagster_internals.py`` fails when the installed version is not the one these were
+checked against.
+"""
+
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+from dagster._core.execution.stats import RunStepKeyStatsSnapshot, StepEventStatus
+
+CHECKED_AGAINST = "1.13.27"
+
+__all__ = [
+    "CHECKED_AGAINST",
+    "RunStepKeyStatsSnapshot",
+    "StepEventStatus",
+    "UnresolvedAssetJobDefinition",
+]

@@ -21,9 +21,10 @@ install: $(BIN)/offload-pipeline ## Python virtualenv with the package and dev t
 system-deps: ## Debian packages: prometheus (promtool), alertmanager (amtool), pushgateway
 	bash scripts/install-system-deps.sh
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, mypy type check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install system-deps ## the whole test suite (real SQLite, PostgreSQL, Iceberg, Dagster, promtool)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

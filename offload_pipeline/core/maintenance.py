@@ -46,7 +46,7 @@ from pyiceberg.table import FileScanTask, Table, Transaction
 from offload_pipeline.config import MaintenanceSpec, RunSpec, TableSpec
 from offload_pipeline.core.failpoints import failpoint
 from offload_pipeline.core.handle import TableHandle
-from offload_pipeline.core.iceberg.internals import (
+from offload_pipeline.core.iceberg.pyiceberg_internals import (
     expire_snapshots,
     filesystem,
     write_data_files,

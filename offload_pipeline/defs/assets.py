@@ -14,7 +14,7 @@ from offload_pipeline.core.offload import OffloadResult
 from offload_pipeline.core.window import MICROS, iso, to_micros
 from offload_pipeline.defs.hooks import offload_failure_hook, offload_success_hook
 from offload_pipeline.defs.jobs import BACKFILL, GROUP, INCREMENTAL, is_incremental
-from offload_pipeline.defs.metadata import MetadataKey
+from offload_pipeline.defs.metadata import Metadata, MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.steps import pool_name, retry_policy, step_failure
 from offload_pipeline.errors import OffloadError
@@ -94,10 +94,10 @@ def _report_backfill(
     return dg.MaterializeResult(metadata=backfill_metadata(result))
 
 
-def materialization_metadata(result: OffloadResult) -> dict[str, object]:
+def materialization_metadata(result: OffloadResult) -> Metadata:
     """Numeric values the UI plots, plus the window and the committed watermark."""
     window = result.window
-    metadata: dict[str, object] = {
+    metadata: Metadata = {
         MetadataKey.MODE: INCREMENTAL,
         MetadataKey.ROWS: dg.MetadataValue.int(result.rows),
         "commits": dg.MetadataValue.int(result.commits),
@@ -123,9 +123,9 @@ def materialization_metadata(result: OffloadResult) -> dict[str, object]:
     return {key: value for key, value in metadata.items() if value is not None}
 
 
-def backfill_metadata(result: BackfillResult) -> dict[str, object]:
+def backfill_metadata(result: BackfillResult) -> Metadata:
     """What a backfill replaced; ``rows_added`` is what it repaired (negative: duplicates)."""
-    metadata: dict[str, object] = {
+    metadata: Metadata = {
         MetadataKey.MODE: BACKFILL,
         "range": str(result.range),
         "rows_written": dg.MetadataValue.int(result.rows_written),

@@ -7,7 +7,7 @@ import dagster as dg
 
 from offload_pipeline.config import TableSpec
 from offload_pipeline.core.reconcile import ClosedWindowCheck
-from offload_pipeline.defs.metadata import MetadataKey
+from offload_pipeline.defs.metadata import Metadata, MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.errors import OffloadError
 
@@ -70,10 +70,10 @@ def check_description(check: ClosedWindowCheck) -> str:
     return "; ".join(parts) + ": backfill the affected days (docs/runbooks)"
 
 
-def check_metadata(check: ClosedWindowCheck) -> dict[str, object]:
+def check_metadata(check: ClosedWindowCheck) -> Metadata:
     """Numeric results (``delta_rows`` becomes ``offload_reconciliation_delta_rows``)."""
     mismatched = [d.day for d in check.days if d.delta_rows]
-    metadata: dict[str, object] = {
+    metadata: Metadata = {
         MetadataKey.DELTA_ROWS: dg.MetadataValue.int(check.delta_rows),
         "missing_rows": dg.MetadataValue.int(check.missing_rows),
         "missing_keys": dg.MetadataValue.int(check.missing_keys),

@@ -266,7 +266,11 @@ def _materialized(events: Sequence[dg.EventLogEntry]) -> dict[str, float]:
     if materialization is None:
         return {}
     wanted = (MetadataKey.ROWS, MetadataKey.ROWS_PER_SECOND)
-    return {k: float(v.value) for k, v in materialization.metadata.items() if k in wanted}
+    return {
+        k: float(v.value)
+        for k, v in materialization.metadata.items()
+        if k in wanted and isinstance(v.value, int | float)
+    }
 
 
 def _run_end(instance: dg.DagsterInstance, run_id: str) -> tuple[float, str]:

@@ -11,7 +11,7 @@ import dagster as dg
 
 from offload_pipeline.config import RunSpec, TableSpec
 from offload_pipeline.core.maintenance import MaintenanceResult
-from offload_pipeline.defs.metadata import MetadataKey
+from offload_pipeline.defs.metadata import Metadata, MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.steps import pool_name, retry_policy, step_failure
 from offload_pipeline.errors import OffloadError
@@ -75,9 +75,9 @@ def build_maintenance_op(spec: TableSpec, run: RunSpec) -> dg.OpDefinition:
     return _maintain
 
 
-def maintenance_metadata(result: MaintenanceResult) -> dict[str, object]:
+def maintenance_metadata(result: MaintenanceResult) -> Metadata:
     """The figures of one maintenance, numeric so the UI can plot them."""
-    metadata: dict[str, object] = {
+    metadata: Metadata = {
         MetadataKey.TABLE: result.table,
         MetadataKey.TABLE_EXISTS: dg.MetadataValue.bool(result.exists),
     }

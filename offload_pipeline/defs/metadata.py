@@ -2,7 +2,10 @@
 the maintenance op, step failures) and readers (the event-log reader, the in-process runner, the
 command line)."""
 
-from typing import Final
+from typing import Any, Final
+
+Metadata = dict[str, Any]
+"""metadata as steps hand it to Dagster: ``dg.MetadataValue`` or raw str/int/float values"""
 
 
 class MetadataKey:

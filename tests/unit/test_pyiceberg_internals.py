@@ -1,7 +1,8 @@
 """Non-public third-party APIs the project relies on, checked against the pinned releases.
 
-When a pin in pyproject.toml moves, these fail first and name what to re-check: each private call
-lives in one module (``core/iceberg/internals.py``) that states the release it was verified on.
+When a pin in pyproject.toml moves, these fail first and name what to re-check: each private
+call lives in one module (``core/iceberg/pyiceberg_internals.py``) that states the release it was
+verified on.
 """
 
 import inspect
@@ -13,13 +14,14 @@ import pytest
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
-from offload_pipeline.core.iceberg import internals
+from offload_pipeline.core.iceberg import pyiceberg_internals as internals
 
 
 def test_pyiceberg_is_the_release_the_internals_were_checked_against():
-    assert version("pyiceberg") == internals.CHECKED_VERSION, (
-        "pyiceberg moved: re-check every call in offload_pipeline/core/iceberg/internals.py "
-        "(and the maintenance tests), then update CHECKED_VERSION"
+    assert version("pyiceberg") == internals.CHECKED_AGAINST, (
+        "pyiceberg moved: re-check every call in "
+        "offload_pipeline/core/iceberg/pyiceberg_internals.py (and the maintenance tests), "
+        "then update CHECKED_AGAINST"
     )
 
 

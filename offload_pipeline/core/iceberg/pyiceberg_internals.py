@@ -2,8 +2,8 @@
 
 pyiceberg 0.12 has no public compaction, no orphan-file listing and no way to expire snapshots
 inside a caller's transaction, so maintenance uses three non-public pieces. They can change in any
-release: ``tests/unit/test_pinned_internals.py`` fails when the installed pyiceberg is not
-``CHECKED_VERSION`` or a signature moved, and says what to re-check before bumping the pin.
+release: ``tests/unit/test_pyiceberg_internals.py`` fails when the installed pyiceberg is not
+``CHECKED_AGAINST`` or a signature moved, and says what to re-check before bumping the pin.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table import Transaction
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
-CHECKED_VERSION = "0.12.0"
+CHECKED_AGAINST = "0.12.0"
 """the pyiceberg release (pinned in pyproject.toml) these calls were verified against"""
 
 

@@ -349,6 +349,11 @@ def verify(obj: _Context, tables: tuple[str, ...]) -> None:
         )
         if r.missing_sample:
             click.echo(f"  first missing keys: {list(r.missing_sample)}")
+        if r.null_cursor_rows:
+            click.echo(
+                f"  null_cursor_rows={r.null_cursor_rows}: hot-tier rows with a NULL cursor column "
+                "are never offloaded; fill the column or delete the rows in the hot tier"
+            )
         failed |= not r.ok
     if failed:
         sys.exit(1)

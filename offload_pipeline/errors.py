@@ -49,11 +49,24 @@ class SchemaMismatchError(OffloadError):
     error_type = "schema_mismatch"
 
 
+class NullCursorError(SchemaMismatchError):
+    """Raised when hot-tier rows have a NULL cursor column: no window ever holds them, so they
+    would never be offloaded; the hot tier's data must be fixed, retrying cannot help."""
+
+
 class CatalogUnavailableError(OffloadError):
     """Raised when the Iceberg catalog cannot be reached or loaded."""
 
     error_type = "catalog_unavailable"
     retryable = True
+
+
+class LostTableError(CatalogUnavailableError):
+    """Raised when a table's warehouse location holds Iceberg metadata the catalog does not account
+    for (its entry was lost): creating a table or removing files there would lose data, and
+    retrying cannot bring the entry back (``offload-pipeline register`` does)."""
+
+    retryable = False
 
 
 class CommitConflictError(OffloadError):

@@ -7,6 +7,7 @@ table's PostgreSQL and ClickHouse DDL lives here (the embedded SQLite one is the
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import subprocess
 import time
@@ -20,7 +21,14 @@ import psycopg2
 import pyarrow as pa
 
 from offload_pipeline.core.window import MICROS
-from offload_pipeline.demo.feed import TRADES_SCHEMA, seed, trade_rows, trade_timestamps
+from offload_pipeline.demo.feed import (
+    TRADES_SCHEMA,
+    connect,
+    create_table,
+    seed,
+    trade_rows,
+    trade_timestamps,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 START_POSTGRES = ROOT / "scripts" / "start-postgres.sh"
@@ -61,6 +69,18 @@ def clickhouse_table_ddl(database: str, table: str) -> str:
         kafka_partition Int32,
         ingestion_timestamp DateTime64(6, 'UTC')
     ) ENGINE = MergeTree ORDER BY (exchange_timestamp, sequence_number)"""
+
+
+def null_cursor_row_sql(table: str, column: str) -> str:
+    """Insert a copy of the newest demo trade with ``column`` NULL and a new sequence number."""
+    values = [
+        "NULL" if name == column else f"{name} + 1000000" if name == "sequence_number" else name
+        for name in TRADES_SCHEMA.names
+    ]
+    return (
+        f'INSERT INTO "{table}" ({", ".join(TRADES_SCHEMA.names)}) SELECT {", ".join(values)} '
+        f'FROM "{table}" ORDER BY sequence_number DESC LIMIT 1'
+    )
 
 
 def trades_table(
@@ -152,6 +172,26 @@ class SqliteHot:
         with sqlite3.connect(self.path) as conn:
             return conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
 
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with connect(self.path) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def allow_null(self, table: str, column: str) -> None:
+        """Drop the NOT NULL of ``column`` (SQLite rebuilds the table to change a column)."""
+        with connect(self.path) as conn:
+            (ddl,) = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+            conn.execute(f'ALTER TABLE "{table}" RENAME TO "{table}_old"')
+            conn.execute(re.sub(rf"(\b{column}\s+\w+)\s+NOT NULL", r"\1", ddl))
+            conn.execute(f'INSERT INTO "{table}" SELECT * FROM "{table}_old"')
+            conn.execute(f'DROP TABLE "{table}_old"')
+            create_table(conn, table)  # the cursor index
+
+    def add_null_cursor_row(self, table: str, column: str) -> None:
+        self.allow_null(table, column)
+        self.execute(null_cursor_row_sql(table, column))
+
 
 class PostgresHot:
     """A throwaway PostgreSQL database holding the demo tables."""
@@ -236,6 +276,10 @@ class PostgresHot:
     @property
     def url(self) -> str:
         return f"postgresql://postgres@{self.server.host}:{self.server.port}/{self.database}"
+
+    def add_null_cursor_row(self, table: str, column: str) -> None:
+        self.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" DROP NOT NULL')
+        self.execute(null_cursor_row_sql(table, column))
 
     def count(self, table: str) -> int:
         return self.execute(f'SELECT count(*) FROM "{table}"')[0][0]

@@ -41,10 +41,17 @@ class Reconciliation:
     unexpected_keys: int
     """keys in Iceberg that the hot tier does not hold (up to the watermark)"""
     missing_sample: tuple[tuple[object, ...], ...] = ()
+    null_cursor_rows: int = 0
+    """hot-tier rows with a NULL cursor column: outside every window, never offloaded"""
 
     @property
     def ok(self) -> bool:
-        return self.missing_keys == 0 and self.duplicate_rows == 0 and self.unexpected_keys == 0
+        return not (
+            self.missing_keys
+            or self.duplicate_rows
+            or self.unexpected_keys
+            or self.null_cursor_rows
+        )
 
 
 def reconcile(table: TableHandle) -> Reconciliation:
@@ -53,12 +60,12 @@ def reconcile(table: TableHandle) -> Reconciliation:
     keys = spec.primary_key
     cold = table.catalog.load(spec)
     watermark = decode_state(cold.properties).watermark if cold is not None else None
-    if watermark is None:
-        with table.source.snapshot(spec) as snap:
+    with table.source.snapshot(spec) as snap:
+        if watermark is None:
             hot = pa.table({k: pa.array([], snap.schema().field(k).type) for k in keys})
-    else:
-        with table.source.snapshot(spec) as snap:
+        else:
             hot = snap.keys(keys, watermark.cursor)
+        nulls = sum(snap.null_cursor_rows().values())
     if cold is None:
         iceberg = hot.slice(0, 0)
     else:
@@ -77,6 +84,7 @@ def reconcile(table: TableHandle) -> Reconciliation:
         duplicate_rows=iceberg.num_rows - distinct.num_rows,
         unexpected_keys=unexpected.num_rows,
         missing_sample=tuple(tuple(row.values()) for row in sample),
+        null_cursor_rows=nulls,
     )
 
 
@@ -116,6 +124,8 @@ class ClosedWindowCheck:
     duplicate_rows: int
     unexpected_keys: int
     late_rows_outstanding: int
+    null_cursor_rows: int = 0
+    """hot-tier rows with a NULL cursor column: in no window, so never offloaded"""
 
     @property
     def delta_rows(self) -> int:
@@ -129,7 +139,7 @@ class ClosedWindowCheck:
     @property
     def severity(self) -> Severity:
         surplus = any(day.delta_rows < 0 for day in self.days)
-        if self.duplicate_rows or self.unexpected_keys or surplus:
+        if self.duplicate_rows or self.unexpected_keys or surplus or self.null_cursor_rows:
             return "error"
         if self.missing_rows > self.late_rows_outstanding:
             return "error"
@@ -142,7 +152,9 @@ def check_closed_windows(table: TableHandle, days: int) -> ClosedWindowCheck:
     iceberg = table.catalog.load(spec)
     state = decode_state(iceberg.properties) if iceberg is not None else None
     if iceberg is None or state is None or state.watermark is None:
-        return ClosedWindowCheck(spec.name, None, (), None, 0, 0, 0, 0)
+        with table.source.snapshot(spec) as snap:
+            nulls = sum(snap.null_cursor_rows().values())
+        return ClosedWindowCheck(spec.name, None, (), None, 0, 0, 0, 0, null_cursor_rows=nulls)
     end = state.watermark.cursor.ts  # every row before it is committed (ties at it may not be)
     first = (end // DAY - (days - 1)) * DAY
     recent = Range(
@@ -158,6 +170,7 @@ def check_closed_windows(table: TableHandle, days: int) -> ClosedWindowCheck:
             [b.select(keys) for b in snap.read(time_range(recent.start_ts, recent.end_ts), 65_536)],
             schema=pa.schema([snap.schema().field(k) for k in keys]),
         )
+        nulls = sum(snap.null_cursor_rows().values())
     times = iceberg.scan(
         row_filter=Range(spec.cursor.event_time, first, end).row_filter(),
         selected_fields=(spec.cursor.event_time,),
@@ -185,4 +198,5 @@ def check_closed_windows(table: TableHandle, days: int) -> ClosedWindowCheck:
         duplicate_rows=cold_keys.num_rows - distinct.num_rows,
         unexpected_keys=distinct.join(hot_keys, keys=keys, join_type="left anti").num_rows,
         late_rows_outstanding=state.late_rows_outstanding,
+        null_cursor_rows=nulls,
     )

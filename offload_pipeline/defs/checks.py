@@ -17,7 +17,8 @@ RECONCILIATION_CHECK = "reconciliation"
 def build_reconciliation_check(spec: TableSpec) -> dg.AssetChecksDefinition:
     """After each run: the hot tier against Iceberg over closed windows (see ``core.reconcile``).
 
-    WARN for late rows (a backfill repairs them), ERROR for duplicates or rows lost.
+    WARN for late rows (a backfill repairs them), ERROR for duplicates or rows lost, and for
+    hot-tier rows with a NULL cursor column (no window holds them).
     """
 
     @dg.asset_check(
@@ -26,7 +27,8 @@ def build_reconciliation_check(spec: TableSpec) -> dg.AssetChecksDefinition:
         blocking=False,
         description=(
             "Hot tier vs Iceberg over closed windows: per-day counts and the keys of the most "
-            "recent window. WARN: late rows (backfill them); ERROR: duplicates or missing rows."
+            "recent window. WARN: late rows (backfill them); ERROR: duplicates, missing rows, or "
+            "rows with a NULL cursor column."
         ),
     )
     def _check(offload: OffloadResource) -> dg.AssetCheckResult:
@@ -62,6 +64,11 @@ def check_description(check: ClosedWindowCheck) -> str:
         parts.append(f"{check.duplicate_rows} duplicate row(s)")
     if check.unexpected_keys:
         parts.append(f"{check.unexpected_keys} key(s) not in the hot tier")
+    if check.null_cursor_rows:
+        parts.append(
+            f"{check.null_cursor_rows} hot-tier row(s) with a NULL cursor column, never offloaded "
+            "(fill the column or delete the rows in the hot tier)"
+        )
     if check.missing_rows:
         parts.append(
             f"{check.missing_rows} missing row(s), {check.late_rows_outstanding} late row(s) "
@@ -80,6 +87,7 @@ def check_metadata(check: ClosedWindowCheck) -> Metadata:
         "duplicate_rows": dg.MetadataValue.int(check.duplicate_rows),
         "unexpected_keys": dg.MetadataValue.int(check.unexpected_keys),
         "late_rows_outstanding": dg.MetadataValue.int(check.late_rows_outstanding),
+        "null_cursor_rows": dg.MetadataValue.int(check.null_cursor_rows),
         "days_checked": dg.MetadataValue.int(len(check.days)),
         "mismatched_days": ", ".join(mismatched) or None,
         "recent_window": check.recent,

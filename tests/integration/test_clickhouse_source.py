@@ -28,10 +28,12 @@ from offload_pipeline.core.sources.clickhouse import (
     clickhouse_nullable,
     count_between_sql,
     max_event_time_sql,
+    null_count_sql,
 )
 from offload_pipeline.core.window import CursorValue, Window
 from offload_pipeline.demo.feed import TRADES_SCHEMA
 from offload_pipeline.errors import (
+    NullCursorError,
     OffloadTimeoutError,
     SchemaMismatchError,
     SourceQueryError,
@@ -203,6 +205,26 @@ def test_type_mapping(declared, arrow, nullable):
     assert clickhouse_nullable(declared) is nullable
 
 
+def _own_table(
+    ch_project: Project, chdb_client: Any, table: str
+) -> tuple[Project, Any, ClickHouseHotTier]:
+    """A project of the one table ``table`` (cursor ``ts``, ``seq``) in the test's database."""
+    path = write_config(
+        ch_project.dir,
+        sources={"hot": {"kind": "clickhouse", "host": "h", "database": ch_project.hot.database}},
+        defaults={
+            "cursor": {"event_time": "ts", "tie_breaker": "seq"},
+            "primary_key": ["seq"],
+            "settle_delay_seconds": 0,
+        },
+        tables=[{"name": table}],
+    )
+    project = Project(ch_project.dir, path, ch_project.hot)
+    spec = project.spec(table)
+    hot = ClickHouseHotTier(spec.source, client_factory=lambda _s: _Shared(chdb_client))
+    return project, spec, hot
+
+
 def test_other_precisions_and_zones_arrive_as_the_same_instant(ch_project, chdb_client):
     db = ch_project.hot.database
     chdb_client.command(
@@ -213,19 +235,7 @@ def test_other_precisions_and_zones_arrive_as_the_same_instant(ch_project, chdb_
         f"INSERT INTO `{db}`.z VALUES ('2026-03-01 21:00:00.123', 1, 'abc', NULL), "
         "('2026-03-01 21:00:01', 2, 'xyz', -4)"
     )
-    path = write_config(
-        ch_project.dir,
-        sources={"hot": {"kind": "clickhouse", "host": "h", "database": db}},
-        defaults={
-            "cursor": {"event_time": "ts", "tie_breaker": "seq"},
-            "primary_key": ["seq"],
-            "settle_delay_seconds": 0,
-        },
-        tables=[{"name": "z"}],
-    )
-    project = Project(ch_project.dir, path, ch_project.hot)
-    spec = project.spec("z")
-    hot = ClickHouseHotTier(spec.source, client_factory=lambda _s: _Shared(chdb_client))
+    project, spec, hot = _own_table(ch_project, chdb_client, "z")
     result = project.offload("z", source=hot)
     assert result.rows == 2
     rows = project.catalog().load(spec).scan().to_arrow().sort_by("seq")
@@ -234,6 +244,21 @@ def test_other_precisions_and_zones_arrive_as_the_same_instant(ch_project, chdb_
     assert rows.column("code").to_pylist() == ["abc", "xyz"]
     assert rows.column("n").to_pylist() == [None, -4]
     assert result.watermark.cursor == CursorValue(1772366401000000, 2)
+
+
+def test_a_nullable_event_time_holding_null_refuses_the_run(ch_project, chdb_client):
+    db = ch_project.hot.database
+    chdb_client.command(
+        f"CREATE TABLE `{db}`.n (ts Nullable(DateTime64(6, 'UTC')), seq Int64) "
+        "ENGINE = MergeTree ORDER BY seq"
+    )
+    chdb_client.command(f"INSERT INTO `{db}`.n VALUES ('2026-03-01 12:00:00', 1), (NULL, 2)")
+    assert chdb_client.query(null_count_sql(db, "n", "ts")).result_rows == [(1,)]
+    assert chdb_client.query(null_count_sql(db, "n", "seq")).result_rows == [(0,)]
+    project, spec, hot = _own_table(ch_project, chdb_client, "n")
+    with pytest.raises(NullCursorError, match="1 row\\(s\\) with 'ts' NULL"):
+        project.offload("n", source=hot)
+    assert project.catalog().load(spec) is None
 
 
 def test_missing_table_is_a_source_query_error(ch_project, chdb_client):

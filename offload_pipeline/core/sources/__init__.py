@@ -17,8 +17,16 @@ import pyarrow as pa
 from offload_pipeline.config import SourceKind, SourceSpec, TableSpec
 from offload_pipeline.core.sources._common import TIMESTAMP, quote
 from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.errors import NullCursorError
 
-__all__ = ["TIMESTAMP", "HotTier", "SourceSnapshot", "open_source", "quote"]
+__all__ = [
+    "TIMESTAMP",
+    "HotTier",
+    "SourceSnapshot",
+    "null_cursor_error",
+    "open_source",
+    "quote",
+]
 
 
 class SourceSnapshot(Protocol):
@@ -38,6 +46,10 @@ class SourceSnapshot(Protocol):
 
     def keys(self, columns: tuple[str, ...], upto: CursorValue) -> pa.Table:
         """``columns`` of every row with cursor <= ``upto`` (for reconciliation)."""
+
+    def null_cursor_rows(self) -> dict[str, int]:
+        """Rows whose cursor column is NULL, per cursor column that has any (no window holds
+        them, so every other read misses them)."""
 
 
 class HotTier(Protocol):
@@ -86,3 +98,18 @@ def open_source(source: SourceSpec) -> HotTier:
         The backend for ``source.kind``; its ``snapshot`` connects.
     """
     return _OPENERS[source.kind](source)
+
+
+def null_cursor_error(spec: TableSpec, counts: dict[str, int]) -> NullCursorError:
+    """The refusal of a table whose hot tier holds rows with a NULL cursor column.
+
+    Args:
+        spec: the table.
+        counts: ``SourceSnapshot.null_cursor_rows()``, not empty.
+    """
+    found = ", ".join(f"{n} row(s) with '{column}' NULL" for column, n in counts.items())
+    return NullCursorError(
+        f"table '{spec.name}': source table '{spec.source_table}' has {found}; no window holds "
+        "such rows, so they would never be offloaded: fill the column or delete the rows in the "
+        "hot tier (nothing was written)"
+    )

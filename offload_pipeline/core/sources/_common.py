@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -77,6 +77,37 @@ def arrow_schema(
         )
         for name, declared, notnull in columns
     )
+
+
+def nullable_columns(columns: Sequence[tuple[str, str, bool]]) -> frozenset[str]:
+    """Names of the columns the source does not declare NOT NULL (``arrow_schema``'s input)."""
+    return frozenset(name for name, _declared, notnull in columns if not notnull)
+
+
+def null_count_sql(table: str) -> Callable[[str], str]:
+    """The count of rows of ``table`` (quoted) whose column is NULL, per column name.
+
+    The event time leads the cursor index, and SQLite and PostgreSQL indexes hold NULLs, so its
+    ``IS NULL`` is an index seek.
+    """
+    return lambda column: f"SELECT count(*) FROM {table} WHERE {quote(column)} IS NULL"
+
+
+def null_cursor_counts(
+    spec: TableSpec, nullable: frozenset[str], count_null: Callable[[str], Any]
+) -> dict[str, int]:
+    """Rows with a NULL value per cursor column that has any.
+
+    Only columns the source lets hold NULL are counted, so a NOT NULL cursor costs no query.
+
+    Args:
+        spec: the table being read.
+        nullable: the columns the source does not declare NOT NULL.
+        count_null: the backend's count of rows whose column is NULL.
+    """
+    cursor = (spec.cursor.event_time, spec.cursor.tie_breaker)
+    counts = {column: int(count_null(column)) for column in cursor if column in nullable}
+    return {column: n for column, n in counts.items() if n}
 
 
 def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.RecordBatch:

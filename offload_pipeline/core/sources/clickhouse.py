@@ -27,6 +27,8 @@ from offload_pipeline.core.sources._common import (
     arrow_schema,
     conform_batch,
     driver_error,
+    null_cursor_counts,
+    nullable_columns,
     quote,
 )
 from offload_pipeline.core.window import CursorValue, Window
@@ -131,6 +133,13 @@ def count_between_sql(
         f"SELECT count() AS n FROM {ident(database)}.{ident(table)} "
         f"WHERE {ts} >= {micros_literal(lo_ts)} "
         f"AND ({ts}, {seq}) <= ({micros_literal(hi.ts)}, {int(hi.seq)})"
+    )
+
+
+def null_count_sql(database: str, table: str, column: str) -> str:
+    """Rows whose ``column`` is NULL (only a ``Nullable`` column can hold any)."""
+    return (
+        f"SELECT count() AS n FROM {ident(database)}.{ident(table)} WHERE isNull({ident(column)})"
     )
 
 
@@ -249,6 +258,7 @@ class ClickHouseSnapshot:
         self._db = tier.source.database
         self._schema: pa.Schema | None = None
         self._declared: dict[str, str] = {}
+        self._nullable: frozenset[str] = frozenset()
         self._settings = {
             "max_execution_time": int(tier.source.statement_timeout_seconds),
             "max_block_size": BLOCK_ROWS,
@@ -260,9 +270,13 @@ class ClickHouseSnapshot:
         if self._schema is None:
             rows = self._rows(schema_sql(self._db, self._spec.source_table))
             self._declared = dict(rows)
+            columns = [
+                (name, declared, not clickhouse_nullable(declared)) for name, declared in rows
+            ]
+            self._nullable = nullable_columns(columns)
             self._schema = arrow_schema(
                 self._spec,
-                [(name, declared, not clickhouse_nullable(declared)) for name, declared in rows],
+                columns,
                 clickhouse_arrow_type,
                 qualified_name=f"{self._db}.{self._spec.source_table}",
                 location=self._tier.location(),
@@ -296,6 +310,15 @@ class ClickHouseSnapshot:
         exprs = [select_expression(f, self._declared[f.name]) for f in schema]
         sql = keys_sql(self._db, self._spec.source_table, exprs, c.event_time, c.tie_breaker, upto)
         return pa.Table.from_batches(list(self._stream(sql, schema)), schema=schema)
+
+    def null_cursor_rows(self) -> dict[str, int]:
+        self.schema()  # learns which columns may hold NULL
+        table = self._spec.source_table
+        return null_cursor_counts(
+            self._spec,
+            self._nullable,
+            lambda c: self._rows(null_count_sql(self._db, table, c))[0][0],
+        )
 
     def _rows(self, sql: str) -> list[tuple[Any, ...]]:
         try:

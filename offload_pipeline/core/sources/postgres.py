@@ -26,6 +26,9 @@ from offload_pipeline.core.sources._common import (
     arrow_schema,
     conform_batch,
     driver_error,
+    null_count_sql,
+    null_cursor_counts,
+    nullable_columns,
     quote,
 )
 from offload_pipeline.core.window import CursorValue, Window
@@ -155,6 +158,7 @@ class PostgresSnapshot:
         self._seq = quote(spec.cursor.tie_breaker)
         self._schema: pa.Schema | None = None
         self._declared: dict[str, str] = {}
+        self._nullable: frozenset[str] = frozenset()
 
     def schema(self) -> pa.Schema:
         if self._schema is None:
@@ -168,6 +172,7 @@ class PostgresSnapshot:
             )
             rows = self.fetch(sql)
             self._declared = {name: declared for name, declared, _ in rows}
+            self._nullable = nullable_columns(rows)
             self._schema = arrow_schema(
                 self._spec,
                 rows,
@@ -205,6 +210,11 @@ class PostgresSnapshot:
             f"WHERE ({self._ts}, {self._seq}) <= ({self._lit(upto.ts)}, {int(upto.seq)})"
         )
         return pa.Table.from_batches(list(self._stream(sql, schema)), schema=schema)
+
+    def null_cursor_rows(self) -> dict[str, int]:
+        self.schema()  # learns which columns may hold NULL
+        sql = null_count_sql(self._table)
+        return null_cursor_counts(self._spec, self._nullable, lambda c: self.fetch(sql(c))[0][0])
 
     def fetch(self, sql: str) -> list[tuple[Any, ...]]:
         """All rows of a small query."""

@@ -15,7 +15,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from offload_pipeline.config import SourceSpec, TableSpec
-from offload_pipeline.core.sources._common import TIMESTAMP, arrow_schema, conform_batch, quote
+from offload_pipeline.core.sources._common import (
+    TIMESTAMP,
+    arrow_schema,
+    conform_batch,
+    null_count_sql,
+    null_cursor_counts,
+    nullable_columns,
+    quote,
+)
 from offload_pipeline.core.window import CursorValue, Window
 from offload_pipeline.errors import (
     OffloadError,
@@ -108,13 +116,18 @@ class SqliteSnapshot:
         self._ts = quote(spec.cursor.event_time)
         self._seq = quote(spec.cursor.tie_breaker)
         self._schema: pa.Schema | None = None
+        self._nullable: frozenset[str] = frozenset()
 
     def schema(self) -> pa.Schema:
         if self._schema is None:
             rows = self._query(f"PRAGMA table_info({self._table})")
+            columns = [
+                (name, declared, bool(notnull)) for _cid, name, declared, notnull, *_ in rows
+            ]
+            self._nullable = nullable_columns(columns)
             self._schema = arrow_schema(
                 self._spec,
-                [(name, declared, bool(notnull)) for _cid, name, declared, notnull, *_ in rows],
+                columns,
                 sqlite_arrow_type,
                 qualified_name=self._spec.source_table,
                 location=self._tier.location(),
@@ -149,6 +162,11 @@ class SqliteSnapshot:
         sql = f"SELECT {_select_list(schema)} FROM {self._table} WHERE {where}"
         batches = list(self._stream(sql, (upto.ts, upto.seq), schema))
         return pa.Table.from_batches(batches, schema=schema)
+
+    def null_cursor_rows(self) -> dict[str, int]:
+        self.schema()  # learns which columns may hold NULL
+        sql = null_count_sql(self._table)
+        return null_cursor_counts(self._spec, self._nullable, lambda c: self._query(sql(c))[0][0])
 
     def _stream(
         self,

@@ -27,6 +27,7 @@ from offload_pipeline.core import backfill as backfills
 from offload_pipeline.core.handle import TableHandle, open_table
 from offload_pipeline.core.iceberg.catalog import IcebergCatalog
 from offload_pipeline.core.iceberg.state import decode_state
+from offload_pipeline.core.lock import table_lock
 from offload_pipeline.core.reconcile import reconcile
 from offload_pipeline.core.status import table_status
 from offload_pipeline.core.window import iso, to_micros
@@ -325,6 +326,40 @@ def _instant(text: str, option: str) -> int:
         return to_micros(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         raise BackfillRefusedError(f"{option}: {text!r} is not an ISO-8601 instant") from None
+
+
+@main.command()
+@click.option("--table", "table", required=True, help="The table whose catalog entry was lost.")
+@click.option(
+    "--metadata-file",
+    metavar="LOCATION",
+    help="The metadata file to register (default: the newest version at the table's location).",
+)
+@pass_ctx
+def register(obj: _Context, table: str, metadata_file: str | None) -> None:
+    """Give a table the catalog lost its entry back, from its newest metadata file.
+
+    With its entry gone (e.g. the catalog database was lost), a table's metadata and data stay at
+    its warehouse location, and runs refuse to create a new table over them. This registers the
+    table again: its rows, watermark and history are back, and the next run continues from the
+    watermark. Takes the table's writer lock; a table the catalog still has is left as it is.
+    """
+    (handle,) = obj.handles((table,))
+    spec = handle.spec
+    run = obj.config.run
+    try:
+        with table_lock(run.lock_dir, spec.name, run.lock_timeout_seconds):
+            r = handle.catalog.register(spec, metadata_file)
+    except OffloadError as e:
+        click.echo(f"{spec.name}: FAILED error_type={e.error_type} {e}", err=True)
+        sys.exit(1)
+    state = decode_state(r.table.properties)
+    watermark = iso(state.watermark.cursor.ts) if state.watermark else None
+    verdict = "registered" if r.registered else "ok, already in the catalog"
+    click.echo(
+        f"{spec.name}: {verdict} {spec.iceberg_identifier} metadata={r.metadata_location} "
+        f"watermark={watermark}"
+    )
 
 
 @main.command()

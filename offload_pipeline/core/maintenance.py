@@ -21,7 +21,9 @@ Steps, in order:
    that no remaining snapshot references, older than ``orphan_min_age_seconds`` so that files a
    writer on another host is about to commit are left alone. Attempts killed before their commit
    leave such files, and so do expired snapshots (pyiceberg's expiry deletes no files).
-   ``*.metadata.json`` files are never removed.
+   ``*.metadata.json`` files are never removed. A location that also holds another table's
+   metadata (a table the catalog lost, with a new one created over it) is never cleaned: its
+   data files are unreferenced by this table, yet not orphans (``core/iceberg/location.py``).
 4. **Record** the end time as the table property ``offload.maintenance.last-timestamp`` (a
    property-only commit, ``core/iceberg/state.py``), which the metrics sensor reads back after any
    restart.
@@ -36,7 +38,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import pyarrow as pa
-from pyarrow import fs as pafs
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO
@@ -46,11 +47,8 @@ from pyiceberg.table import FileScanTask, Table, Transaction
 from offload_pipeline.config import MaintenanceSpec, RunSpec, TableSpec
 from offload_pipeline.core.failpoints import failpoint
 from offload_pipeline.core.handle import TableHandle
-from offload_pipeline.core.iceberg.pyiceberg_internals import (
-    expire_snapshots,
-    filesystem,
-    write_data_files,
-)
+from offload_pipeline.core.iceberg.location import foreign_metadata, list_files
+from offload_pipeline.core.iceberg.pyiceberg_internals import expire_snapshots, write_data_files
 from offload_pipeline.core.iceberg.state import (
     MAINTENANCE_COMMIT,
     SUMMARY_MAINTENANCE,
@@ -59,7 +57,7 @@ from offload_pipeline.core.iceberg.state import (
     encode_state,
 )
 from offload_pipeline.core.lock import table_lock
-from offload_pipeline.errors import CommitConflictError, WriteFailedError
+from offload_pipeline.errors import CommitConflictError, LostTableError, WriteFailedError
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +155,8 @@ def maintain(
         if iceberg is None:
             log.info("table %s: no Iceberg table yet, nothing to maintain", spec.name)
             return MaintenanceResult(spec.name, exists=False)
+        # before compacting: a location this table cannot account for is left untouched
+        refuse_foreign_metadata(spec, iceberg)
         threshold = small_file_threshold(settings)
         files_before = live_data_files(iceberg)
         snapshots_before = len(iceberg.snapshots())
@@ -350,27 +350,29 @@ def referenced_files(table: Table) -> set[str]:
 def remove_orphans(
     spec: TableSpec, table: Table, min_age_seconds: float, now: float
 ) -> tuple[int, int]:
-    """Delete unreferenced files of ``table`` older than ``min_age_seconds``; (count, bytes)."""
-    io = table.io
-    if not isinstance(io, PyArrowFileIO):
+    """Delete unreferenced files of ``table`` older than ``min_age_seconds``; (count, bytes).
+
+    Raises:
+        LostTableError: the location also holds another table's metadata, whose files this
+            table cannot account for; nothing is deleted.
+    """
+    # list first, then read the references from the newest table version: a file another host
+    # commits in between is then referenced, and one written after the listing is not listed
+    listing = list_files(table.io, table.location())
+    if listing is None:
         log.warning(
             "table %s: orphan files not removed: listing needs pyiceberg's PyArrowFileIO, the "
             "table uses %s",
             spec.name,
-            type(io).__name__,
+            type(table.io).__name__,
         )
         return 0, 0
-    scheme, netloc, root = PyArrowFileIO.parse_location(table.location(), io.properties)
-    root = root.rstrip("/")
-    listing_fs = filesystem(io, scheme, netloc)
-    # list first, then read the references from the newest table version: a file another host
-    # commits in between is then referenced, and one written after the listing is not listed
-    selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
-    listing = listing_fs.get_file_info(selector)
+    refuse_foreign_metadata(spec, table)
     referenced = referenced_files(table.refresh())
+    root = listing.root
     removed = removed_bytes = 0
-    for info in listing:
-        if info.type != pafs.FileType.File or info.path in referenced:
+    for info in listing.files:
+        if info.path in referenced:
             continue
         in_data = info.path.startswith(f"{root}/data/")
         manifest = info.path.startswith(f"{root}/metadata/") and info.path.endswith(".avro")
@@ -378,9 +380,9 @@ def remove_orphans(
             continue
         if info.mtime is None or now - info.mtime.timestamp() < min_age_seconds:
             continue
-        location = info.path if scheme == "file" else f"{scheme}://{info.path}"
+        location = listing.location(info)
         try:
-            io.delete(location)
+            table.io.delete(location)
         except FileNotFoundError:
             continue
         except OSError as e:
@@ -391,6 +393,25 @@ def remove_orphans(
         removed_bytes += info.size or 0
         log.info("table %s: removed orphan file %s", spec.name, location)
     return removed, removed_bytes
+
+
+def refuse_foreign_metadata(spec: TableSpec, table: Table) -> None:
+    """Refuse to clean a location that also holds another table's history.
+
+    When a catalog loses a table and a new one is created at the same location, the old table's
+    data files are unreferenced by the new one: orphan removal would delete them.
+
+    Raises:
+        LostTableError: naming the other table's first metadata file(s).
+    """
+    foreign = foreign_metadata(table)
+    if foreign:
+        raise LostTableError(
+            f"table '{spec.name}': its location {table.location()} also holds the metadata of "
+            f"another table ({', '.join(foreign)}): a table the catalog lost, whose files this "
+            "one cannot account for. Nothing was deleted; keep that table's files (move them "
+            "away, or register that table under another name) before maintaining this one"
+        )
 
 
 def _path(location: str) -> str:

@@ -107,7 +107,8 @@ def test_demo_reads_monitoring_configs_beside_the_config_file_or_from_docker_dir
 
 
 def test_every_verb_has_help(project):
-    for verb in ("seed", "generate", "run", "status", "verify", "push-metrics", "demo"):
+    verbs = ("seed", "generate", "run", "status", "verify", "push-metrics", "demo", "register")
+    for verb in verbs:
         out = project.cli(verb, "--help")
         assert out.returncode == 0 and "Usage:" in out.stdout, verb
 

@@ -71,3 +71,16 @@ def test_the_filesystem_lists_the_table_location(table):
     fs = internals.filesystem(table.io, scheme, netloc)
     listing = fs.get_file_info(pa.fs.FileSelector(root, recursive=True))
     assert sum(i.path.endswith(".parquet") for i in listing) == 2
+
+
+def test_a_new_tables_default_location_follows_the_catalogs_rule(tmp_path):
+    catalog = SqlCatalog(
+        "t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}/warehouse/"
+    )
+    # no namespace (a lost catalog): the warehouse rule
+    expected = f"file://{tmp_path}/warehouse/n/t"
+    assert internals.default_table_location(catalog, "n", "t") == expected
+    catalog.create_namespace("n", {"location": f"file://{tmp_path}/elsewhere"})
+    assert internals.default_table_location(catalog, "n", "t") == f"file://{tmp_path}/elsewhere/t"
+    created = catalog.create_table("n.t", schema=pa.schema([pa.field("id", pa.int64())]))
+    assert created.location() == f"file://{tmp_path}/elsewhere/t"

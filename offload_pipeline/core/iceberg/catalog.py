@@ -2,11 +2,14 @@
 
 Opening a new SQL catalog creates its tables, and two processes creating one table (or its
 namespace) at once collide; both races are retried, since the winner's result is as good as ours.
+A table the catalog has no entry for is created only where no Iceberg metadata lies: otherwise
+the catalog lost it, and ``register`` brings it back from its newest metadata file.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import cached_property
 
 import pyarrow as pa
@@ -15,9 +18,29 @@ from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
 from offload_pipeline.config import CatalogSpec, TableSpec
+from offload_pipeline.core.iceberg.location import (
+    metadata_version,
+    new_table_location,
+    stranded_metadata,
+)
 from offload_pipeline.core.iceberg.schema import SchemaChange, evolve, schema_changes, table_layout
 from offload_pipeline.core.iceberg.state import creation_properties
-from offload_pipeline.errors import CatalogUnavailableError, first_line
+from offload_pipeline.errors import (
+    CatalogUnavailableError,
+    ConfigInvalidError,
+    LostTableError,
+    first_line,
+)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The outcome of ``IcebergCatalog.register``."""
+
+    table: Table
+    metadata_location: str
+    registered: bool
+    """False when the catalog already had the table (nothing was changed)"""
 
 
 class IcebergCatalog:
@@ -49,7 +72,32 @@ class IcebergCatalog:
             ) from e
 
     def load(self, spec: TableSpec) -> Table | None:
-        """The table, or None when it was never created."""
+        """The table, or None when it was never created.
+
+        Raises:
+            LostTableError: the catalog has no entry, but the table's location holds Iceberg
+                metadata (the catalog lost the table: it must be registered, not re-created).
+            CatalogUnavailableError: the catalog cannot be opened or the table loaded.
+        """
+        table = self._load(spec)
+        if table is not None:
+            return table
+        stranded = stranded_metadata(self.client, spec)
+        if stranded is None:
+            return None
+        # a process creating the table writes its metadata before the catalog entry
+        table = self._load(spec)
+        if table is not None:
+            return table
+        location, files = stranded
+        raise LostTableError(
+            f"table '{spec.name}': the catalog has no entry for {spec.iceberg_identifier}, but its "
+            f"location {location} holds Iceberg metadata ({len(files)} metadata file(s)): the "
+            "catalog lost the table. Nothing was created or deleted; restore the entry with "
+            f"`offload-pipeline register --table {spec.name}`"
+        )
+
+    def _load(self, spec: TableSpec) -> Table | None:
         try:
             return self.client.load_table(spec.iceberg_identifier)
         except NoSuchTableError:
@@ -60,6 +108,53 @@ class IcebergCatalog:
             raise CatalogUnavailableError(
                 f"table '{spec.name}': cannot load {spec.iceberg_identifier}: {e}"
             ) from e
+
+    def register(self, spec: TableSpec, metadata_location: str | None = None) -> Registration:
+        """Give ``spec``'s table back its catalog entry, pointing at its newest metadata file.
+
+        Args:
+            spec: the table.
+            metadata_location: the metadata file to register; by default the newest version at
+                the table's location (refused when two files share that version).
+
+        Raises:
+            ConfigInvalidError: nothing to register, or the newest file is ambiguous.
+            CatalogUnavailableError: the catalog cannot be opened or written.
+        """
+        existing = self._load(spec)
+        if existing is not None:
+            return Registration(existing, existing.metadata_location, registered=False)
+        if metadata_location is None:
+            metadata_location = self._newest_metadata(spec)
+        try:
+            if not self.client.namespace_exists(spec.namespace):
+                self.client.create_namespace(spec.namespace)
+            table = self.client.register_table(spec.iceberg_identifier, metadata_location)
+        except Exception as e:
+            raise CatalogUnavailableError(
+                f"table '{spec.name}': cannot register {spec.iceberg_identifier} from "
+                f"{metadata_location}: {first_line(e)}"
+            ) from e
+        return Registration(table, metadata_location, registered=True)
+
+    def _newest_metadata(self, spec: TableSpec) -> str:
+        stranded = stranded_metadata(self.client, spec)
+        if stranded is None:
+            where = new_table_location(self.client, spec) or "a location the catalog chooses"
+            raise ConfigInvalidError(
+                f"table '{spec.name}': nothing to register: no Iceberg metadata file under "
+                f"{where}/metadata (pass --metadata-file LOCATION)"
+            )
+        _location, files = stranded
+        newest = [f for f in files if metadata_version(f) == metadata_version(files[-1])]
+        if len(newest) > 1:
+            # a commit that lost a race leaves a file of the winner's version behind
+            raise ConfigInvalidError(
+                f"table '{spec.name}': {len(newest)} metadata files share the newest version "
+                f"{metadata_version(files[-1])}: {', '.join(newest)}; pass the one to register "
+                "with --metadata-file"
+            )
+        return newest[0]
 
     def prepare_table(
         self, spec: TableSpec, arrow_schema: pa.Schema
@@ -100,7 +195,7 @@ class IcebergCatalog:
                 # (catalogs report that race in different ways): theirs is as good as ours, and
                 # a half-finished namespace is there on the next attempt
                 error = e
-                table = self.load(spec)
+                table = self._load(spec)
                 if table is not None:
                     return table
                 time.sleep(0.2 * (attempt + 1))

@@ -1,7 +1,8 @@
 """The pyiceberg internals maintenance needs, in one place, checked against one pinned release.
 
-pyiceberg 0.12 has no public compaction, no orphan-file listing and no way to expire snapshots
-inside a caller's transaction, so maintenance uses three non-public pieces. They can change in any
+pyiceberg 0.12 has no public compaction, no orphan-file listing, no way to expire snapshots
+inside a caller's transaction and no way to ask where a new table would go, so maintenance and
+table creation use four non-public pieces. They can change in any
 release: ``tests/unit/test_pyiceberg_internals.py`` fails when the installed pyiceberg is not
 ``CHECKED_AGAINST`` or a signature moved, and says what to re-check before bumping the pin.
 """
@@ -14,6 +15,8 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 from pyarrow import fs as pafs
+from pyiceberg.catalog import WAREHOUSE_LOCATION, Catalog, MetastoreCatalog
+from pyiceberg.exceptions import NoSuchNamespaceError
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import PyArrowFileIO, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
@@ -51,3 +54,22 @@ def filesystem(io: PyArrowFileIO, scheme: str, netloc: str | None) -> pafs.FileS
     """The PyArrow file system behind ``io`` for a location, to list a table's files (FileIO
     itself can only open and delete single paths)."""
     return io.fs_by_scheme(scheme, netloc)
+
+
+def default_table_location(catalog: Catalog, namespace: str, name: str) -> str | None:
+    """Where ``catalog`` puts a new table ``namespace.name`` created without a location; None when
+    it does not decide that itself (a REST catalog's server does).
+
+    A metastore catalog (SQL, Glue, Hive, …) takes the namespace's ``location`` property, else
+    ``<warehouse>/<namespace>/<name>``; a lost catalog has lost the namespace too, so then only
+    the warehouse rule is left.
+    """
+    if not isinstance(catalog, MetastoreCatalog):
+        return None
+    try:
+        return catalog._resolve_table_location(None, namespace, name)
+    except NoSuchNamespaceError:
+        warehouse = catalog.properties.get(WAREHOUSE_LOCATION)
+        return f"{warehouse.rstrip('/')}/{namespace}/{name}" if warehouse else None
+    except ValueError:  # no warehouse configured: the catalog cannot create tables without one
+        return None

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from pyiceberg.io import load_file_io
 
 from offload_pipeline.core.iceberg.location import metadata_files
 from offload_pipeline.core.iceberg.state import creation_properties
@@ -22,8 +24,12 @@ from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.integration
 TABLE = DEMO_TABLES[0]
-WATERMARKS: dict[Path, Watermark | None] = {}
-"""the watermark each ``lost`` project had before its catalog was deleted"""
+
+
+@dataclass
+class LostProject(Project):
+    watermark_before: Watermark | None = None
+    """the watermark before the catalog was deleted"""
 
 
 def files_under(path: Path) -> set[Path]:
@@ -31,15 +37,15 @@ def files_under(path: Path) -> set[Path]:
 
 
 @pytest.fixture
-def lost(tmp_path: Path) -> Project:
+def lost(tmp_path: Path) -> LostProject:
     """A table offloaded twice, then its catalog database deleted (orphans removable at once)."""
     path = write_config(tmp_path, maintenance={"orphan_min_age_seconds": 0})
-    project = Project(dir=tmp_path, config_path=path)
+    project = LostProject(dir=tmp_path, config_path=path)
     project.seed(500)
     project.offload()
     project.seed(300)
     project.offload()
-    WATERMARKS[tmp_path] = project.state().watermark
+    project.watermark_before = project.state().watermark
     (tmp_path / "catalog.db").unlink()
     return project
 
@@ -81,7 +87,7 @@ def test_register_brings_the_table_back_and_the_next_run_continues_exactly_once(
     assert registered.returncode == 0, registered.stderr
     assert "registered" in registered.stdout
     state = lost.state()
-    assert state.watermark == WATERMARKS[lost.dir] and state.rows_total == old_rows
+    assert state.watermark == lost.watermark_before and state.rows_total == old_rows
     assert f"watermark={iso(state.watermark.cursor.ts)}" in registered.stdout
     assert lost.iceberg_rows() == old_rows
 
@@ -96,7 +102,7 @@ def test_register_brings_the_table_back_and_the_next_run_continues_exactly_once(
 
 
 def test_register_refuses_two_files_of_the_newest_version_unless_told_which(lost):
-    files = metadata_files(lost.catalog().client._load_file_io(), str(table_dir(lost)))  # noqa: SLF001
+    files = metadata_files(load_file_io(), str(table_dir(lost)))
     assert files
     newest = Path(files[-1].removeprefix("file://"))
     twin = newest.with_name(newest.name.split("-", 1)[0] + "-lost-race.metadata.json")

@@ -82,7 +82,7 @@ class IcebergCatalog:
         table = self._load(spec)
         if table is not None:
             return table
-        stranded = stranded_metadata(self.client, spec)
+        stranded = self._stranded(spec)
         if stranded is None:
             return None
         # a process creating the table writes its metadata before the catalog entry
@@ -96,6 +96,17 @@ class IcebergCatalog:
             "catalog lost the table. Nothing was created or deleted; restore the entry with "
             f"`offload-pipeline register --table {spec.name}`"
         )
+
+    def _stranded(self, spec: TableSpec) -> tuple[str, list[str]] | None:
+        """``stranded_metadata`` of ``spec``; a location that cannot be listed is a catalog-side
+        outage (retried), never "no table"."""
+        try:
+            return stranded_metadata(self.client, spec)
+        except OSError as e:
+            raise CatalogUnavailableError(
+                f"table '{spec.name}': cannot list the location of {spec.iceberg_identifier} "
+                f"(the catalog has no entry; a lost one must not be re-created): {first_line(e)}"
+            ) from e
 
     def _load(self, spec: TableSpec) -> Table | None:
         try:
@@ -138,7 +149,7 @@ class IcebergCatalog:
         return Registration(table, metadata_location, registered=True)
 
     def _newest_metadata(self, spec: TableSpec) -> str:
-        stranded = stranded_metadata(self.client, spec)
+        stranded = self._stranded(spec)
         if stranded is None:
             where = new_table_location(self.client, spec) or "a location the catalog chooses"
             raise ConfigInvalidError(

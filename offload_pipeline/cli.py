@@ -15,9 +15,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -176,32 +178,17 @@ def generate(obj: _Context, rate: float, tables: tuple[str, ...]) -> None:
 @pass_ctx
 def run(obj: _Context, tables: tuple[str, ...]) -> None:
     """Run one offload cycle now, in this process, recorded in the Dagster instance."""
-    _default_dagster_home(obj)
-    import dagster as dg
-
-    from offload_pipeline.definitions import build_definitions
     from offload_pipeline.defs.metadata import MetadataKey as K
     from offload_pipeline.defs.runs import run_cycle
 
-    config = obj.config
-    names = [spec.name for spec in obj.tables(tables)]
-    with dg.DagsterInstance.get() as instance:
-        outcomes = run_cycle(build_definitions(config), config, instance, names)
-    for outcome in outcomes:
-        if outcome.success:
-            m = outcome.metadata
-            click.echo(
-                f"{outcome.table}: ok rows={m.get(K.ROWS)} "
-                f"window=({m.get(K.WINDOW_START)}, {m.get(K.WINDOW_END)}] "
-                f"watermark={m.get(K.WATERMARK)} seconds={m.get(K.DURATION_SECONDS)}"
-            )
-        else:
-            click.echo(
-                f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
-                err=True,
-            )
-    if not all(o.success for o in outcomes):
-        sys.exit(1)
+    def describe(m: dict[str, Any]) -> str:
+        return (
+            f"ok rows={m.get(K.ROWS)} "
+            f"window=({m.get(K.WINDOW_START)}, {m.get(K.WINDOW_END)}] "
+            f"watermark={m.get(K.WATERMARK)} seconds={m.get(K.DURATION_SECONDS)}"
+        )
+
+    _run_in_process(obj, tables, run_cycle, describe)
 
 
 @main.command()
@@ -212,36 +199,50 @@ def maintain(obj: _Context, tables: tuple[str, ...]) -> None:
 
     Executes the maintenance job in this process, recorded in the Dagster instance; each table's
     step waits for its offload pool slot and writer lock, so it never overlaps an offload."""
+    from offload_pipeline.defs.metadata import MetadataKey as K
+    from offload_pipeline.defs.runs import run_maintenance
+
+    def describe(m: dict[str, Any]) -> str:
+        if not m.get(K.TABLE_EXISTS):
+            return "ok, no Iceberg table yet (nothing to maintain)"
+        return (
+            "ok "
+            f"snapshots={m[K.SNAPSHOTS_BEFORE]}->{m[K.SNAPSHOTS_AFTER]} "
+            f"data_files={m[K.DATA_FILES_BEFORE]}->{m[K.DATA_FILES_AFTER]} "
+            f"small_file_ratio={m[K.SMALL_FILE_RATIO_BEFORE]:.2f}->"
+            f"{m[K.SMALL_FILE_RATIO_AFTER]:.2f} "
+            f"compacted={m[K.FILES_COMPACTED]} expired={m[K.SNAPSHOTS_EXPIRED]} "
+            f"orphans_removed={m[K.ORPHANS_REMOVED]} ({m[K.ORPHAN_BYTES_REMOVED]} bytes) "
+            f"seconds={m[K.DURATION_SECONDS]}"
+        )
+
+    _run_in_process(obj, tables, run_maintenance, describe)
+
+
+def _run_in_process(
+    obj: _Context,
+    tables: tuple[str, ...],
+    runner: Callable[..., list[Any]],
+    describe: Callable[[dict[str, Any]], str],
+) -> None:
+    """Execute ``runner`` (a ``defs.runs`` runner) in this process and print one line per table;
+    exit 1 when any table failed."""
     _default_dagster_home(obj)
     import dagster as dg
 
     from offload_pipeline.definitions import build_definitions
-    from offload_pipeline.defs.metadata import MetadataKey as K
-    from offload_pipeline.defs.runs import run_maintenance
 
     config = obj.config
     names = [spec.name for spec in obj.tables(tables)]
     with dg.DagsterInstance.get() as instance:
-        outcomes = run_maintenance(build_definitions(config), config, instance, names)
+        outcomes = runner(build_definitions(config), config, instance, names)
     for outcome in outcomes:
-        m = outcome.metadata
-        if not outcome.success:
+        if outcome.success:
+            click.echo(f"{outcome.table}: {describe(outcome.metadata)}")
+        else:
             click.echo(
                 f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
                 err=True,
-            )
-        elif not m.get(K.TABLE_EXISTS):
-            click.echo(f"{outcome.table}: ok, no Iceberg table yet (nothing to maintain)")
-        else:
-            click.echo(
-                f"{outcome.table}: ok "
-                f"snapshots={m[K.SNAPSHOTS_BEFORE]}->{m[K.SNAPSHOTS_AFTER]} "
-                f"data_files={m[K.DATA_FILES_BEFORE]}->{m[K.DATA_FILES_AFTER]} "
-                f"small_file_ratio={m[K.SMALL_FILE_RATIO_BEFORE]:.2f}->"
-                f"{m[K.SMALL_FILE_RATIO_AFTER]:.2f} "
-                f"compacted={m[K.FILES_COMPACTED]} expired={m[K.SNAPSHOTS_EXPIRED]} "
-                f"orphans_removed={m[K.ORPHANS_REMOVED]} ({m[K.ORPHAN_BYTES_REMOVED]} bytes) "
-                f"seconds={m[K.DURATION_SECONDS]}"
             )
     if not all(o.success for o in outcomes):
         sys.exit(1)

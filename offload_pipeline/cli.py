@@ -398,62 +398,29 @@ def demo(
         raise click.ClickException(f"no monitoring configs: {docker_dir} is not a directory")
     home = _default_dagster_home(obj)
     specs = list(config.tables)
-    empty = [s for s in specs if not _sqlite_path(s).exists()]
-    if empty:
-        from offload_pipeline.demo.feed import seed as seed_rows_into
-
-        for spec in empty:
-            seed_rows_into(_sqlite_path(spec), [spec.source_table], seed_rows)
-        click.echo(f"seeded {seed_rows} rows into each of {len(empty)} table(s)")
-    state = project / "data" / "monitoring"
-    services: list[stack.Service] = []
+    _seed_empty(specs, seed_rows)
     try:
-        pushgateway = stack.start_pushgateway(state / "pushgateway", port=pushgateway_port)
-        services.append(pushgateway)
-        alertmanager = stack.start_alertmanager(
-            state / "alertmanager",
-            stack.alertmanager_config(docker_dir, os.environ.get("OFFLOAD_ALERT_WEBHOOK_URL")),
-            port=alertmanager_port,
-        )
-        services.append(alertmanager)
-        services.append(
-            stack.start_prometheus(
-                state / "prometheus",
-                stack.prometheus_config(
-                    docker_dir, pushgateway.url, prometheus_port, alertmanager.url
-                ),
-                prometheus_port,
-            )
+        services = stack.start_monitoring(
+            docker_dir,
+            project / "data" / "monitoring",
+            pushgateway_port=pushgateway_port,
+            prometheus_port=prometheus_port,
+            alertmanager_port=alertmanager_port,
+            webhook_url=os.environ.get("OFFLOAD_ALERT_WEBHOOK_URL"),
         )
     except (stack.MissingBinaryError, RuntimeError, OSError) as e:
-        for service in services:
-            service.stop()
         raise click.ClickException(str(e)) from e
-    exe = [sys.executable, "-m", "offload_pipeline.cli"]
     env = {
         **os.environ,
         CONFIG_ENV: str(config.path),
         "DAGSTER_HOME": str(home),
-        "OFFLOAD_PUSHGATEWAY_URL": pushgateway.url,
+        "OFFLOAD_PUSHGATEWAY_URL": services[0].url,
     }
+    exe = [sys.executable, "-m"]
+    dagster_dev = [*exe, "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
     children = [
-        subprocess.Popen([*exe, "generate", "--rate", str(rate)], env=env),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dagster",
-                "dev",
-                "-w",
-                "workspace.yaml",
-                "-p",
-                str(port),
-                "-h",
-                "127.0.0.1",
-            ],
-            env=env,
-            cwd=project,
-        ),
+        subprocess.Popen([*exe, "offload_pipeline.cli", "generate", "--rate", str(rate)], env=env),
+        subprocess.Popen([*dagster_dev, "-h", "127.0.0.1"], env=env, cwd=project),
     ]
     click.echo(f"Dagster UI:   http://127.0.0.1:{port}  (schedule and metrics sensors on)")
     for service in services:
@@ -465,6 +432,18 @@ def demo(
     finally:
         for service in services:
             service.stop()
+
+
+def _seed_empty(specs: list[TableSpec], rows: int) -> None:
+    """Seed ``rows`` trades into every demo table whose hot-tier file does not exist yet."""
+    empty = [s for s in specs if not _sqlite_path(s).exists()]
+    if not empty:
+        return
+    from offload_pipeline.demo.feed import seed
+
+    for spec in empty:
+        seed(_sqlite_path(spec), [spec.source_table], rows)
+    click.echo(f"seeded {rows} rows into each of {len(empty)} table(s)")
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> None:

@@ -231,7 +231,12 @@ def _run_in_process(
     import dagster as dg
 
     from offload_pipeline.definitions import build_definitions
+    from offload_pipeline.defs.dagster_internals import has_log_record_metadata
 
+    for handler in logging.getLogger().handlers:
+        # the package's records reach the terminal through Dagster's console logger already
+        # (dagster.yaml manages the package logger): print each line once
+        handler.addFilter(lambda record: not has_log_record_metadata(record))
     config = obj.config
     names = [spec.name for spec in obj.tables(tables)]
     with dg.DagsterInstance.get() as instance:
@@ -424,7 +429,7 @@ def demo(
     ]
     click.echo(f"Dagster UI:   http://127.0.0.1:{port}  (schedule and metrics sensors on)")
     for service in services:
-        click.echo(f"{service.name + ':':<13} {service.url}")
+        click.echo(f"{service.name + ':':<13} {service.ui_url()}")
     click.echo(f"hot tier:     {', '.join(sorted({str(_sqlite_path(s)) for s in specs}))}")
     click.echo("Ctrl-C stops everything")
     try:

@@ -4,7 +4,10 @@ of its partition range.
 No ``from __future__ import annotations`` here: Dagster inspects the context annotation at runtime.
 """
 
+import warnings
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -25,13 +28,24 @@ FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
+def _asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """``dg.asset`` without dagster 1.13's BetaWarning for ``backfill_policy``: single-run backfills
+    are what a UI range backfill needs, and the warning (printed on every code load) tells an
+    operator nothing."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
+        )
+        return dg.asset(**kwargs)
+
+
 def build_table_asset(
     spec: TableSpec, run: RunSpec, partitions: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     """The asset offloading ``spec``: new hot-tier rows appended to its Iceberg table, or, in a
     backfill, the rows of its partition range replaced."""
 
-    @dg.asset(
+    @_asset(
         name=spec.name,
         group_name=GROUP,
         kinds={"iceberg", spec.source.kind},

@@ -37,6 +37,17 @@ class Service:
     url: str
     process: subprocess.Popen[bytes]
 
+    def ui_url(self) -> str:
+        """The page a person should open: Debian's Prometheus ships only the classic UI, so its
+        root redirects to a page that answers 404; ``/classic/graph`` is then the one that works."""
+        if self.name != "prometheus":
+            return self.url
+        try:
+            with urllib.request.urlopen(f"{self.url}/graph", timeout=2):
+                return f"{self.url}/graph"
+        except OSError:
+            return f"{self.url}/classic/graph"
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

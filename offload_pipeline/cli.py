@@ -15,15 +15,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from offload_pipeline import __version__
 from offload_pipeline.config import CONFIG_ENV, Config, TableSpec, load_config
 from offload_pipeline.core import backfill as backfills
+from offload_pipeline.core import cancel
 from offload_pipeline.core.handle import TableHandle, open_table
 from offload_pipeline.core.iceberg.catalog import IcebergCatalog
 from offload_pipeline.core.iceberg.state import decode_state
@@ -31,6 +34,10 @@ from offload_pipeline.core.reconcile import reconcile
 from offload_pipeline.core.status import table_status
 from offload_pipeline.core.window import iso, to_micros
 from offload_pipeline.errors import BackfillRefusedError, OffloadError
+from offload_pipeline.signals import run_stoppable, stopped_exit_code
+
+if TYPE_CHECKING:
+    from offload_pipeline.defs.runs import TableOutcome
 
 log = logging.getLogger("offload_pipeline.cli")
 
@@ -176,17 +183,10 @@ def generate(obj: _Context, rate: float, tables: tuple[str, ...]) -> None:
 @pass_ctx
 def run(obj: _Context, tables: tuple[str, ...]) -> None:
     """Run one offload cycle now, in this process, recorded in the Dagster instance."""
-    _default_dagster_home(obj)
-    import dagster as dg
-
-    from offload_pipeline.definitions import build_definitions
     from offload_pipeline.defs.metadata import MetadataKey as K
     from offload_pipeline.defs.runs import run_cycle
 
-    config = obj.config
-    names = [spec.name for spec in obj.tables(tables)]
-    with dg.DagsterInstance.get() as instance:
-        outcomes = run_cycle(build_definitions(config), config, instance, names)
+    outcomes = _in_process(obj, tables, run_cycle)
     for outcome in outcomes:
         if outcome.success:
             m = outcome.metadata
@@ -200,6 +200,7 @@ def run(obj: _Context, tables: tuple[str, ...]) -> None:
                 f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
                 err=True,
             )
+    _exit_if_stopped()
     if not all(o.success for o in outcomes):
         sys.exit(1)
 
@@ -212,17 +213,10 @@ def maintain(obj: _Context, tables: tuple[str, ...]) -> None:
 
     Executes the maintenance job in this process, recorded in the Dagster instance; each table's
     step waits for its offload pool slot and writer lock, so it never overlaps an offload."""
-    _default_dagster_home(obj)
-    import dagster as dg
-
-    from offload_pipeline.definitions import build_definitions
     from offload_pipeline.defs.metadata import MetadataKey as K
     from offload_pipeline.defs.runs import run_maintenance
 
-    config = obj.config
-    names = [spec.name for spec in obj.tables(tables)]
-    with dg.DagsterInstance.get() as instance:
-        outcomes = run_maintenance(build_definitions(config), config, instance, names)
+    outcomes = _in_process(obj, tables, run_maintenance)
     for outcome in outcomes:
         m = outcome.metadata
         if not outcome.success:
@@ -243,8 +237,29 @@ def maintain(obj: _Context, tables: tuple[str, ...]) -> None:
                 f"orphans_removed={m[K.ORPHANS_REMOVED]} ({m[K.ORPHAN_BYTES_REMOVED]} bytes) "
                 f"seconds={m[K.DURATION_SECONDS]}"
             )
+    _exit_if_stopped()
     if not all(o.success for o in outcomes):
         sys.exit(1)
+
+
+def _in_process(
+    obj: _Context, tables: tuple[str, ...], job: Callable[..., list[TableOutcome]]
+) -> list[TableOutcome]:
+    """Execute ``job`` (``run_cycle``, ``run_maintenance``) for ``tables`` in this process, in
+    the Dagster instance; a signal stops it at the core's next safe point (``signals.py``)."""
+    _default_dagster_home(obj)
+    import dagster as dg
+
+    from offload_pipeline.definitions import build_definitions
+    from offload_pipeline.defs.runs import fail_own_runs
+
+    config = obj.config
+    names = [spec.name for spec in obj.tables(tables)]
+    with dg.DagsterInstance.get() as instance:
+        return run_stoppable(
+            lambda: job(build_definitions(config), config, instance, names),
+            abandon=lambda: fail_own_runs(instance, f"stopped by {cancel.requested()}"),
+        )
 
 
 @main.command(name="push-metrics")
@@ -306,9 +321,11 @@ def backfill(obj: _Context, table: str, start: str, end: str) -> None:
     spec = handle.spec
     try:
         start_ts, end_ts = _instant(start, "--start"), _instant(end, "--end")
-        r = backfills.backfill(handle, obj.config.run, start_ts, end_ts)
+        run_spec = obj.config.run
+        r = run_stoppable(lambda: backfills.backfill(handle, run_spec, start_ts, end_ts))
     except OffloadError as e:
         click.echo(f"{spec.name}: FAILED error_type={e.error_type} {e}", err=True)
+        _exit_if_stopped()
         sys.exit(1)
     for change in r.schema_changes:
         click.echo(f"{spec.name}: schema evolved: {change}")
@@ -317,6 +334,14 @@ def backfill(obj: _Context, table: str, start: str, end: str) -> None:
         f"rows_replaced={r.rows_replaced} rows_added={r.rows_added} "
         f"snapshot={r.snapshot_id} seconds={r.duration_seconds:.3f}"
     )
+
+
+def _exit_if_stopped() -> None:
+    """Exit ``128 + signal number`` when a signal stopped the verb (its outcome is printed)."""
+    code = stopped_exit_code()
+    if code is not None:
+        click.echo(f"stopped by {cancel.requested()} (exit {code})", err=True)
+        sys.exit(code)
 
 
 def _instant(text: str, option: str) -> int:

@@ -19,13 +19,14 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from offload_pipeline import __version__
 from offload_pipeline.config import CONFIG_ENV, Config, TableSpec, load_config
 from offload_pipeline.core import backfill as backfills
+from offload_pipeline.core import cancel
 from offload_pipeline.core.handle import TableHandle, open_table
 from offload_pipeline.core.iceberg.catalog import IcebergCatalog
 from offload_pipeline.core.iceberg.state import decode_state
@@ -33,6 +34,10 @@ from offload_pipeline.core.reconcile import reconcile
 from offload_pipeline.core.status import table_status
 from offload_pipeline.core.window import iso, to_micros
 from offload_pipeline.errors import BackfillRefusedError, OffloadError
+from offload_pipeline.signals import run_stoppable, stopped_exit_code
+
+if TYPE_CHECKING:
+    from offload_pipeline.defs.runs import TableOutcome
 
 log = logging.getLogger("offload_pipeline.cli")
 
@@ -222,16 +227,18 @@ def maintain(obj: _Context, tables: tuple[str, ...]) -> None:
 def _run_in_process(
     obj: _Context,
     tables: tuple[str, ...],
-    runner: Callable[..., list[Any]],
+    runner: Callable[..., list[TableOutcome]],
     describe: Callable[[dict[str, Any]], str],
 ) -> None:
-    """Execute ``runner`` (a ``defs.runs`` runner) in this process and print one line per table;
-    exit 1 when any table failed."""
+    """Execute ``runner`` (``run_cycle``, ``run_maintenance``) for ``tables`` in this process, in
+    the Dagster instance, and print one line per table; a signal stops it at the core's next safe
+    point (``signals.py``); exit 1 when any table failed."""
     _default_dagster_home(obj)
     import dagster as dg
 
     from offload_pipeline.definitions import build_definitions
     from offload_pipeline.defs.dagster_internals import has_log_record_metadata
+    from offload_pipeline.defs.runs import fail_own_runs
 
     for handler in logging.getLogger().handlers:
         # the package's records reach the terminal through Dagster's console logger already
@@ -240,7 +247,10 @@ def _run_in_process(
     config = obj.config
     names = [spec.name for spec in obj.tables(tables)]
     with dg.DagsterInstance.get() as instance:
-        outcomes = runner(build_definitions(config), config, instance, names)
+        outcomes = run_stoppable(
+            lambda: runner(build_definitions(config), config, instance, names),
+            abandon=lambda: fail_own_runs(instance, f"stopped by {cancel.requested()}"),
+        )
     for outcome in outcomes:
         if outcome.success:
             click.echo(f"{outcome.table}: {describe(outcome.metadata)}")
@@ -249,6 +259,7 @@ def _run_in_process(
                 f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
                 err=True,
             )
+    _exit_if_stopped()
     if not all(o.success for o in outcomes):
         sys.exit(1)
 
@@ -312,9 +323,11 @@ def backfill(obj: _Context, table: str, start: str, end: str) -> None:
     spec = handle.spec
     try:
         start_ts, end_ts = _instant(start, "--start"), _instant(end, "--end")
-        r = backfills.backfill(handle, obj.config.run, start_ts, end_ts)
+        run_spec = obj.config.run
+        r = run_stoppable(lambda: backfills.backfill(handle, run_spec, start_ts, end_ts))
     except OffloadError as e:
         click.echo(f"{spec.name}: FAILED error_type={e.error_type} {e}", err=True)
+        _exit_if_stopped()
         sys.exit(1)
     for change in r.schema_changes:
         click.echo(f"{spec.name}: schema evolved: {change}")
@@ -323,6 +336,14 @@ def backfill(obj: _Context, table: str, start: str, end: str) -> None:
         f"rows_replaced={r.rows_replaced} rows_added={r.rows_added} "
         f"snapshot={r.snapshot_id} seconds={r.duration_seconds:.3f}"
     )
+
+
+def _exit_if_stopped() -> None:
+    """Exit ``128 + signal number`` when a signal stopped the verb (its outcome is printed)."""
+    code = stopped_exit_code()
+    if code is not None:
+        click.echo(f"stopped by {cancel.requested()} (exit {code})", err=True)
+        sys.exit(code)
 
 
 def _instant(text: str, option: str) -> int:

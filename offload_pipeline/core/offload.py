@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 
 from offload_pipeline.config import RunSpec
+from offload_pipeline.core import cancel
 from offload_pipeline.core.chunking import chunks, last_cursor, read_ahead
 from offload_pipeline.core.failpoints import failpoint
 from offload_pipeline.core.handle import TableHandle
@@ -88,15 +89,18 @@ def offload(
         clock: wall clock in seconds, for the settle delay.
 
     Raises:
+        OffloadCancelledError: the process was asked to stop; the commits made before are kept.
         OffloadError: a subclass naming the contract error type.
     """
     started = time.monotonic()
     _use_jemalloc()
     run_id = run_id or uuid.uuid4().hex
     spec = table.spec
+    cancel.check(spec.name)
     with table.writing(run) as (snap, iceberg, changes):
         for change in changes:
             log.warning("table %s: schema evolved: %s", spec.name, change)
+        cancel.check(spec.name)
         state = decode_state(iceberg.properties)
         source_max = snap.max_event_time()
         window = plan_window(
@@ -115,6 +119,7 @@ def offload(
             chunked = read_ahead(chunks(batches, run.batch_rows, spec.cursor))
             chunk = next(chunked, None)
             while chunk is not None:
+                cancel.check(spec.name)  # between commits: the last one stays, whole
                 pending = begin_commit(spec, iceberg, watermark, run_id)
                 failpoint("append.during")
                 pending.append(chunk)

@@ -1,4 +1,5 @@
-"""Success and failure hooks on every bronze asset: push the table's last-run gauges at once."""
+"""Success and failure hooks on every bronze asset: push the table's last-run gauges at once,
+within one push budget per run."""
 
 import logging
 
@@ -6,6 +7,7 @@ import dagster as dg
 
 from offload_pipeline.defs.jobs import is_incremental
 from offload_pipeline.defs.metrics import push_last_run
+from offload_pipeline.metrics.budget import run_budget
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ def _push(context: dg.HookContext) -> None:
         return  # backfills are not offload attempts: their outcome is in the Dagster UI
     try:
         url = context.resources.offload.config.pushgateway_url
-        push_last_run(url, context.instance, context.op.name, context.run_id)
+        budget = run_budget(context.run_id)
+        push_last_run(url, context.instance, context.op.name, context.run_id, budget)
     except Exception:  # noqa: BLE001 - metrics must never fail the offload they describe
         log.exception("table %s: pushing last-run metrics failed", context.op.name)

@@ -34,6 +34,7 @@ from offload_pipeline.defs.eventlog import (
     will_retry,
 )
 from offload_pipeline.metrics import push
+from offload_pipeline.metrics.budget import PushBudget
 from offload_pipeline.metrics.collect import (
     CycleTotals,
     TableGauges,
@@ -46,14 +47,20 @@ from offload_pipeline.metrics.collect import (
 log = logging.getLogger(__name__)
 
 
-def push_last_run(url: str, instance: dg.DagsterInstance, table: str, run_id: str) -> bool:
+def push_last_run(
+    url: str,
+    instance: dg.DagsterInstance,
+    table: str,
+    run_id: str,
+    budget: PushBudget | None = None,
+) -> bool:
     """Push the hook-owned gauges of ``table`` for its attempt in ``run_id``."""
     if not url:
         return False
     facts = last_run(instance, table, run_id)
     if facts is None:
         return False
-    return push.push_table(url, table, last_run_families(table, facts))
+    return push.push_table(url, table, last_run_families(table, facts), budget=budget)
 
 
 @dataclass
@@ -98,10 +105,16 @@ class TickReport:
 
 
 def metrics_tick(
-    instance: dg.DagsterInstance, config: Config, state: MetricsState, now: float | None = None
+    instance: dg.DagsterInstance,
+    config: Config,
+    state: MetricsState,
+    now: float | None = None,
+    budget: PushBudget | None = None,
 ) -> TickReport:
-    """Fold newly finished runs into ``state``, measure every table, push everything."""
+    """Fold newly finished runs into ``state``, measure every table, push everything within one
+    push budget (a fresh one unless given)."""
     now = time.time() if now is None else now
+    budget = budget or PushBudget()
     names = [t.name for t in config.tables]
     state.tables = {name: state.tables.get(name, TableTotals()) for name in names}
     runs = 0
@@ -127,6 +140,7 @@ def metrics_tick(
                 state.tables[spec.name],
                 measure(spec, catalog, instance, small_file_threshold(config.maintenance)),
             ),
+            budget=budget,
         )
         for spec in config.tables
     ]
@@ -134,12 +148,13 @@ def metrics_tick(
         push.push_pipeline(
             url,
             pipeline_families(state.cycles, len(names), __version__, config.schedule_cron, now),
+            budget=budget,
         )
     )
     deleted = 0
     if url:
-        for stale in sorted((push.pushed_tables(url) or set()) - set(names)):
-            deleted += push.delete_table(url, stale)
+        for stale in sorted((push.pushed_tables(url, budget) or set()) - set(names)):
+            deleted += push.delete_table(url, stale, budget=budget)
     return TickReport(runs, len(names), sum(results), results.count(False), deleted)
 
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,7 +292,8 @@ def push_metrics(obj: _Context) -> None:
 @pass_ctx
 def status(obj: _Context, as_json: bool, tables: tuple[str, ...]) -> None:
     """Show each table's source, Iceberg target, watermark, lag and row count."""
-    entries = [table_status(handle) for handle in obj.handles(tables)]
+    now_us = to_micros(datetime.now(UTC))
+    entries = [table_status(handle, now_us) for handle in obj.handles(tables)]
     if as_json:
         click.echo(json.dumps({"tables": entries}, indent=2))
         return

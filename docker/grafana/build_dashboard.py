@@ -461,7 +461,7 @@ def consecutive_failures(th: Thresholds) -> bargauge.Panel:
         panel(
             bars,
             "Consecutive failures",
-            "Failed attempts since the last success (offload_consecutive_failures). Red at "
+            "Failed runs since the last success (offload_consecutive_failures). Red at "
             f"{th['consecutive_failures']} (IcebergOffloadConsecutiveFailures, critical).",
             "none",
             [query(f"offload_consecutive_failures{{{T}}}", "{{table}}")],
@@ -537,7 +537,7 @@ def table_numbers(th: Thresholds) -> list[stat.Panel]:
             "Consecutive failures",
             "offload_consecutive_failures",
             "none",
-            "Failed attempts since the last success.",
+            "Failed runs since the last success (retries inside a run count once).",
             failure_steps(th),
         ),
         table_stat(

@@ -113,7 +113,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "offload_consecutive_failures",
         "gauge",
-        "Failed offload attempts since the last success.",
+        "Failed offload runs since the last success (retries inside a run count once).",
         "table",
     ),
     MetricSpec(
@@ -131,7 +131,13 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "offload_lag_seconds",
         "gauge",
-        "Hot-tier newest event time minus the watermark, never negative.",
+        "min(hot-tier newest event time, now) minus the watermark, never negative.",
+        "table",
+    ),
+    MetricSpec(
+        "offload_watermark_advanced_timestamp_seconds",
+        "gauge",
+        "Wall-clock time of the Iceberg commit that last moved the watermark.",
         "table",
     ),
     MetricSpec(

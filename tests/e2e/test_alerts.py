@@ -102,7 +102,7 @@ def test_failure_alert_fires_reaches_the_webhook_and_resolves(project, pushgatew
         assert fired["annotations"]["runbook_url"].endswith(
             "docs/runbooks/failures.md#icebergoffloadconsecutivefailures"
         )
-        assert "3 attempts in a row" in fired["annotations"]["description"]
+        assert "3 runs in a row" in fired["annotations"]["description"]
 
         mend_table(project, TABLE)
         assert cycle(project, [TABLE])[0].success

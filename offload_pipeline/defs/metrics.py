@@ -46,14 +46,16 @@ from offload_pipeline.metrics.collect import (
 log = logging.getLogger(__name__)
 
 
-def push_last_run(url: str, instance: dg.DagsterInstance, table: str, run_id: str) -> bool:
+def push_last_run(
+    url: str, pipeline: str, instance: dg.DagsterInstance, table: str, run_id: str
+) -> bool:
     """Push the hook-owned gauges of ``table`` for its attempt in ``run_id``."""
     if not url:
         return False
     facts = last_run(instance, table, run_id)
     if facts is None:
         return False
-    return push.push_table(url, table, last_run_families(table, facts))
+    return push.push_table(url, pipeline, table, last_run_families(table, facts))
 
 
 @dataclass
@@ -121,6 +123,7 @@ def metrics_tick(
     results = [
         push.push_table(
             url,
+            config.pipeline,
             spec.name,
             table_families(
                 spec.name,
@@ -133,13 +136,14 @@ def metrics_tick(
     results.append(
         push.push_pipeline(
             url,
+            config.pipeline,
             pipeline_families(state.cycles, len(names), __version__, config.schedule_cron, now),
         )
     )
     deleted = 0
     if url:
-        for stale in sorted((push.pushed_tables(url) or set()) - set(names)):
-            deleted += push.delete_table(url, stale)
+        for key in push.stale_groups(url, config.pipeline, names) or []:
+            deleted += push.delete_group(url, key)
     return TickReport(runs, len(names), sum(results), results.count(False), deleted)
 
 

@@ -50,4 +50,5 @@ def offload_run_failure_sensor(
         if a.error_type in (RUN_FAILURE, TIMEOUT)
     }
     for table in sorted(died):
-        push_last_run(offload.config.pushgateway_url, context.instance, table, run.run_id)
+        config = offload.config
+        push_last_run(config.pushgateway_url, config.pipeline, context.instance, table, run.run_id)

@@ -287,21 +287,29 @@ def parse_config(raw: Any, file: Path) -> Config:
 
 
 def _label_value(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _LABEL_VALUE.match(value):
-        raise ConfigInvalidError(
-            f"{where}: {value!r} is not a safe label value (letters, digits, '_', '.', '-'; "
-            "starting with a letter or digit; at most 63 characters)"
-        )
-    return value
+    return _matching(
+        value,
+        _LABEL_VALUE,
+        where,
+        "a safe label value (letters, digits, '_', '.', '-'; starting with a letter or digit; "
+        "at most 63 characters)",
+    )
 
 
 def check_identifier(value: Any, where: str) -> str:
     """Return ``value`` if it is a plain SQL identifier, else raise naming ``where``."""
-    if not isinstance(value, str) or not _IDENTIFIER.match(value):
-        raise ConfigInvalidError(
-            f"{where}: {value!r} is not a safe identifier (letters, digits, underscore; "
-            "not starting with a digit; at most 63 characters)"
-        )
+    return _matching(
+        value,
+        _IDENTIFIER,
+        where,
+        "a safe identifier (letters, digits, underscore; not starting with a digit; "
+        "at most 63 characters)",
+    )
+
+
+def _matching(value: Any, pattern: re.Pattern[str], where: str, what: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigInvalidError(f"{where}: {value!r} is not {what}")
     return value
 
 

@@ -29,8 +29,14 @@ def _push(context: dg.HookContext) -> None:
     if run is None or not is_incremental(run.tags):
         return  # backfills are not offload attempts: their outcome is in the Dagster UI
     try:
-        url = context.resources.offload.config.pushgateway_url
-        budget = run_budget(context.run_id)
-        push_last_run(url, context.instance, context.op.name, context.run_id, budget)
+        config = context.resources.offload.config
+        push_last_run(
+            config.pushgateway_url,
+            config.pipeline,
+            context.instance,
+            context.op.name,
+            context.run_id,
+            run_budget(context.run_id),
+        )
     except Exception:  # noqa: BLE001 - metrics must never fail the offload they describe
         log.exception("table %s: pushing last-run metrics failed", context.op.name)

@@ -63,6 +63,7 @@ def build_maintenance_op(spec: TableSpec, run: RunSpec) -> dg.OpDefinition:
         if result.exists:
             push.push_table(
                 offload.config.pushgateway_url,
+                offload.config.pipeline,
                 spec.name,
                 maintenance_families(spec.name, result.finished_at),
                 budget=run_budget(context.run_id),

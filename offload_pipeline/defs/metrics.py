@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 def push_last_run(
     url: str,
+    pipeline: str,
     instance: dg.DagsterInstance,
     table: str,
     run_id: str,
@@ -62,7 +63,7 @@ def push_last_run(
     facts = last_run(instance, table, run_id)
     if facts is None:
         return False
-    return push.push_table(url, table, last_run_families(table, facts), budget=budget)
+    return push.push_table(url, pipeline, table, last_run_families(table, facts), budget=budget)
 
 
 @dataclass
@@ -143,18 +144,19 @@ def metrics_tick(
         facts = last_run(instance, spec.name, latest[spec.name]) if spec.name in latest else None
         if facts is not None:
             families += last_run_families(spec.name, facts)
-        results.append(push.push_table(url, spec.name, families, budget=budget))
+        results.append(push.push_table(url, config.pipeline, spec.name, families, budget=budget))
     results.append(
         push.push_pipeline(
             url,
+            config.pipeline,
             pipeline_families(state.cycles, len(names), __version__, config.schedule_cron, now),
             budget=budget,
         )
     )
     deleted = 0
     if url:
-        for stale in sorted((push.pushed_tables(url, budget) or set()) - set(names)):
-            deleted += push.delete_table(url, stale, budget=budget)
+        for key in push.stale_groups(url, config.pipeline, names, budget) or []:
+            deleted += push.delete_group(url, key, budget=budget)
     return TickReport(runs, len(names), sum(results), results.count(False), deleted)
 
 

@@ -52,4 +52,7 @@ def offload_run_failure_sensor(
     }
     budget = PushBudget()
     for table in sorted(died):
-        push_last_run(offload.config.pushgateway_url, context.instance, table, run.run_id, budget)
+        config = offload.config
+        push_last_run(
+            config.pushgateway_url, config.pipeline, context.instance, table, run.run_id, budget
+        )

@@ -2,7 +2,8 @@
 name is spelled; it mirrors the contract's metric tables.
 
 Per-table metrics carry the labels ``table`` and ``layer`` and are pushed under the grouping key
-``{job="iceberg_offload", table=<name>}``; pipeline-wide ones under ``{job="iceberg_offload"}``.
+``{job="iceberg_offload", pipeline=<pipeline>, table=<name>}``; pipeline-wide ones under
+``{job="iceberg_offload", pipeline=<pipeline>}`` (see ``metrics.push``).
 """
 
 from __future__ import annotations

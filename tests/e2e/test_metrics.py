@@ -258,6 +258,80 @@ def test_removed_table_has_its_group_deleted(project, pushgateway, tmp_path):
     assert value(pushgateway, "offload_tables_configured") == 2
 
 
+def test_two_pipelines_share_a_pushgateway_and_delete_only_their_own_groups(pushgateway, tmp_path):
+    from tests.conftest import Project, write_config
+
+    def deployment(pipeline: str, tables: list[str]) -> Project:
+        directory = tmp_path / pipeline
+        directory.mkdir(exist_ok=True)
+        config = write_config(
+            directory, metrics={"pipeline": pipeline}, tables=[{"name": t} for t in tables]
+        )
+        return Project(dir=directory, config_path=config)
+
+    red, blue = deployment("red", DEMO_TABLES), deployment("blue", DEMO_TABLES)
+    for table in DEMO_TABLES:
+        red.seed(10, table=table)
+        blue.seed(10, table=table)
+    tick(red)
+    tick(blue)
+
+    def tables_of(pipeline: str) -> set[str]:
+        name = "offload_source_max_timestamp_seconds"
+        return {
+            dict(labels)["table"]
+            for (n, labels), _ in samples(pushgateway).items()
+            if n == name and ("pipeline", pipeline) in labels
+        }
+
+    # the same table names, one group per pipeline and table
+    assert tables_of("red") == tables_of("blue") == set(DEMO_TABLES)
+    assert value(pushgateway, "offload_tables_configured", pipeline="red") == 3
+
+    # blue drops two tables: only blue's groups of them go
+    deployment("blue", [BINANCE])
+    tick(blue)
+    assert tables_of("blue") == {BINANCE}
+    assert tables_of("red") == set(DEMO_TABLES)
+    assert value(pushgateway, "offload_tables_configured", pipeline="blue") == 1
+    assert value(pushgateway, "offload_tables_configured", pipeline="red") == 3
+
+    # red drops another: blue's remaining group stays
+    deployment("red", [KRAKEN])
+    tick(red)
+    assert tables_of("red") == {KRAKEN}
+    assert tables_of("blue") == {BINANCE}
+    assert value(pushgateway, "offload_heartbeat_timestamp_seconds", pipeline="blue") is not None
+
+
+def test_only_the_default_pipeline_deletes_unlabelled_groups(project, pushgateway, tmp_path):
+    from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+
+    from tests.conftest import write_config
+
+    # groups as an earlier version pushed them, without a pipeline label
+    for key in ({"table": BINANCE}, {}):
+        registry = CollectorRegistry()
+        Gauge("offload_tables_configured", "old", registry=registry).set(3)
+        pushadd_to_gateway(pushgateway.url, job=JOB, registry=registry, grouping_key=key)
+
+    def unlabelled() -> int:
+        return sum(
+            1
+            for (n, labels), _ in samples(pushgateway).items()
+            if n == "push_time_seconds" and "pipeline" not in dict(labels)
+        )
+
+    assert unlabelled() == 2
+    write_config(project.dir, metrics={"pipeline": "red"})
+    tick(project)
+    assert unlabelled() == 2  # they may belong to another deployment
+    write_config(project.dir)
+    tick(project)
+    assert unlabelled() == 0
+    assert value(pushgateway, "offload_tables_configured", pipeline="default") == 3
+
+
 def test_a_killed_run_counts_as_run_failure(project, pushgateway):
     project.seed(20_000, table=BINANCE)
     killed = project.cli("run", "--table", BINANCE, failpoint="append.after")

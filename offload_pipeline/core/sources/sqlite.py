@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from offload_pipeline.config import SourceSpec, TableSpec
 from offload_pipeline.core.sources._common import TIMESTAMP, arrow_schema, conform_batch, quote
-from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.core.window import DAY, CursorValue, Window
 from offload_pipeline.errors import (
     OffloadError,
     SchemaMismatchError,
@@ -131,6 +131,17 @@ class SqliteSnapshot:
             f"WHERE {self._ts} >= ? AND ({self._ts}, {self._seq}) <= (?, ?)"
         )
         return int(self._query(sql, (lo_ts, hi.ts, hi.seq))[0][0])
+
+    def count_by_day(self, lo_ts: int, hi: CursorValue) -> dict[int, int]:
+        base = lo_ts // DAY * DAY
+        # days counted from a midnight at or before every row: integer division never rounds
+        # a negative offset the wrong way
+        sql = (
+            f"SELECT ({self._ts} - ?) / {DAY}, count(*) FROM {self._table} "
+            f"WHERE {self._ts} >= ? AND ({self._ts}, {self._seq}) <= (?, ?) GROUP BY 1"
+        )
+        rows = self._query(sql, (base, lo_ts, hi.ts, hi.seq))
+        return {base + int(days) * DAY: int(n) for days, n in rows}
 
     def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
         columns = _select_list(self.schema())

@@ -185,7 +185,8 @@ def check_closed_windows(table: TableHandle, days: int) -> ClosedWindowCheck:
 
 
 def iceberg_day_counts(iceberg: Table, column: str, first: int, end: int) -> dict[int, int]:
-    """Rows per UTC day (keyed by its first µs) with ``column`` in ``[first, end)``.
+    """Rows per UTC day (keyed by its first µs) with ``column`` in ``[first, end)``, ``first`` a
+    UTC midnight.
 
     Reads as little as the partitioning allows. A data file of a ``day(column)`` or
     ``hour(column)`` partition that lies wholly inside the range and has no delete files is
@@ -231,7 +232,8 @@ class _Unit:
 
 
 def _partition_units(iceberg: Table, column: str) -> dict[int, _Unit]:
-    """Per partition spec id, its ``day``/``hour`` field on ``column`` (specs without none)."""
+    """Per partition spec id, its ``day``/``hour`` field on ``column``; specs without one are
+    left out (their files are read)."""
     source_id = iceberg.schema().find_field(column).field_id
     units = {}
     for spec_id, spec in iceberg.specs().items():

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 MICROS = 1_000_000
-DAY = 86_400 * MICROS
+HOUR = 3_600 * MICROS
+DAY = 24 * HOUR
 MAX_SEQ = 2**63 - 1
 """The largest tie-breaker: ``CursorValue(ts, MAX_SEQ)`` is the last possible cursor at ``ts``."""
 

@@ -35,10 +35,11 @@ test-unit: install ## only the fast tests without a marker
 test-rules: install system-deps ## promtool/amtool checks of docker/ configs
 	$(BIN)/python -m pytest tests/rules $(PYTEST_ARGS)
 
-bench: install system-deps ## throughput, memory, fixed cost and metrics overhead (prints figures)
+bench: install system-deps ## throughput, memory, fixed cost, metrics and reconciliation cost (prints figures)
 	$(BIN)/python benchmarks/offload_throughput.py
 	$(BIN)/python benchmarks/metrics_overhead.py
 	$(BIN)/python benchmarks/postgres_throughput.py
+	$(BIN)/python benchmarks/reconcile_cost.py
 
 demo: install system-deps ## seed the embedded hot tier, start the feed and the Dagster UI
 	$(BIN)/offload-pipeline demo

@@ -79,11 +79,12 @@ def bench(tables: int, repeat: int) -> None:
                 table = config.tables[0].name
                 attempt_s = cycle_s / tables
                 push_s = median_seconds(
-                    lambda: push_last_run(gateway.url, instance, table, run_id), repeat
+                    lambda: push_last_run(gateway.url, config.pipeline, instance, table, run_id),
+                    repeat,
                 )
                 down = f"http://127.0.0.1:{free_port()}"
                 down_s = median_seconds(
-                    lambda: push_last_run(down, instance, table, run_id), repeat
+                    lambda: push_last_run(down, config.pipeline, instance, table, run_id), repeat
                 )
 
                 os.environ["OFFLOAD_PUSHGATEWAY_URL"] = gateway.url

@@ -32,32 +32,17 @@ from offload_pipeline.core.iceberg.schema import write_schema
 from offload_pipeline.core.offload import OffloadResult, offload
 from offload_pipeline.core.sources import open_source
 from offload_pipeline.core.window import MICROS, Window
-from offload_pipeline.demo.feed import connect, create_table
+from offload_pipeline.demo.feed import connect, seed_bulk
 
 TABLE = "bronze_trades_binance"
 
 
 def bulk_load(db: Path, rows: int) -> None:
-    """N trades generated inside SQLite (a Python loop would dominate the benchmark's setup)."""
+    """N trades over the last two days (two or three partitions), generated inside SQLite."""
     with connect(db) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        create_table(conn, TABLE)
-        start = int((time.time() - 2 * 86_400) * MICROS)  # two days: two or three partitions
-        step = 2 * 86_400 * MICROS // rows
-        conn.execute(
-            f"""
-            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-            INSERT INTO {TABLE}
-            SELECT ? + i * ?, i,
-                   CASE i % 4 WHEN 0 THEN 'BTCUSDT' WHEN 1 THEN 'ETHUSDT' WHEN 2 THEN 'SOLUSDT'
-                        ELSE 'XRPUSDT' END,
-                   printf('%.8f', 1000 + (abs(random()) % 100000000) / 1e4),
-                   printf('%.8f', (abs(random()) % 1000000000) / 1e8),
-                   printf('%.8f', (abs(random()) % 100000000000) / 1e4),
-                   ? + i * ? - 1000, i, i % 6, ? + i * ?
-            FROM n""",
-            (rows, start, step, start, step, start, step),
-        )
+    start = int((time.time() - 2 * 86_400) * MICROS)
+    seed_bulk(db, TABLE, rows, start, start + 2 * 86_400 * MICROS)
 
 
 def write_config(directory: Path, batch_rows: int, hot_db: str = "hot.db") -> Path:

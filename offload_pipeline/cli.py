@@ -15,15 +15,18 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from offload_pipeline import __version__
 from offload_pipeline.config import CONFIG_ENV, Config, TableSpec, load_config
 from offload_pipeline.core import backfill as backfills
+from offload_pipeline.core import cancel
 from offload_pipeline.core.handle import TableHandle, open_table
 from offload_pipeline.core.iceberg.catalog import IcebergCatalog
 from offload_pipeline.core.iceberg.state import decode_state
@@ -32,6 +35,10 @@ from offload_pipeline.core.reconcile import reconcile
 from offload_pipeline.core.status import table_status
 from offload_pipeline.core.window import iso, to_micros
 from offload_pipeline.errors import BackfillRefusedError, OffloadError
+from offload_pipeline.signals import run_stoppable, stopped_exit_code
+
+if TYPE_CHECKING:
+    from offload_pipeline.defs.runs import TableOutcome
 
 log = logging.getLogger("offload_pipeline.cli")
 
@@ -177,32 +184,17 @@ def generate(obj: _Context, rate: float, tables: tuple[str, ...]) -> None:
 @pass_ctx
 def run(obj: _Context, tables: tuple[str, ...]) -> None:
     """Run one offload cycle now, in this process, recorded in the Dagster instance."""
-    _default_dagster_home(obj)
-    import dagster as dg
-
-    from offload_pipeline.definitions import build_definitions
     from offload_pipeline.defs.metadata import MetadataKey as K
     from offload_pipeline.defs.runs import run_cycle
 
-    config = obj.config
-    names = [spec.name for spec in obj.tables(tables)]
-    with dg.DagsterInstance.get() as instance:
-        outcomes = run_cycle(build_definitions(config), config, instance, names)
-    for outcome in outcomes:
-        if outcome.success:
-            m = outcome.metadata
-            click.echo(
-                f"{outcome.table}: ok rows={m.get(K.ROWS)} "
-                f"window=({m.get(K.WINDOW_START)}, {m.get(K.WINDOW_END)}] "
-                f"watermark={m.get(K.WATERMARK)} seconds={m.get(K.DURATION_SECONDS)}"
-            )
-        else:
-            click.echo(
-                f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
-                err=True,
-            )
-    if not all(o.success for o in outcomes):
-        sys.exit(1)
+    def describe(m: dict[str, Any]) -> str:
+        return (
+            f"ok rows={m.get(K.ROWS)} "
+            f"window=({m.get(K.WINDOW_START)}, {m.get(K.WINDOW_END)}] "
+            f"watermark={m.get(K.WATERMARK)} seconds={m.get(K.DURATION_SECONDS)}"
+        )
+
+    _run_in_process(obj, tables, run_cycle, describe)
 
 
 @main.command()
@@ -213,37 +205,62 @@ def maintain(obj: _Context, tables: tuple[str, ...]) -> None:
 
     Executes the maintenance job in this process, recorded in the Dagster instance; each table's
     step waits for its offload pool slot and writer lock, so it never overlaps an offload."""
+    from offload_pipeline.defs.metadata import MetadataKey as K
+    from offload_pipeline.defs.runs import run_maintenance
+
+    def describe(m: dict[str, Any]) -> str:
+        if not m.get(K.TABLE_EXISTS):
+            return "ok, no Iceberg table yet (nothing to maintain)"
+        return (
+            "ok "
+            f"snapshots={m[K.SNAPSHOTS_BEFORE]}->{m[K.SNAPSHOTS_AFTER]} "
+            f"data_files={m[K.DATA_FILES_BEFORE]}->{m[K.DATA_FILES_AFTER]} "
+            f"small_file_ratio={m[K.SMALL_FILE_RATIO_BEFORE]:.2f}->"
+            f"{m[K.SMALL_FILE_RATIO_AFTER]:.2f} "
+            f"compacted={m[K.FILES_COMPACTED]} expired={m[K.SNAPSHOTS_EXPIRED]} "
+            f"orphans_removed={m[K.ORPHANS_REMOVED]} ({m[K.ORPHAN_BYTES_REMOVED]} bytes) "
+            f"seconds={m[K.DURATION_SECONDS]}"
+        )
+
+    _run_in_process(obj, tables, run_maintenance, describe)
+
+
+def _run_in_process(
+    obj: _Context,
+    tables: tuple[str, ...],
+    runner: Callable[..., list[TableOutcome]],
+    describe: Callable[[dict[str, Any]], str],
+) -> None:
+    """Execute ``runner`` (``run_cycle``, ``run_maintenance``) for ``tables`` in this process, in
+    the Dagster instance, and print one line per table; a signal stops it at the core's next safe
+    point (``signals.py``); exit 1 when any table failed."""
     _default_dagster_home(obj)
     import dagster as dg
 
     from offload_pipeline.definitions import build_definitions
-    from offload_pipeline.defs.metadata import MetadataKey as K
-    from offload_pipeline.defs.runs import run_maintenance
+    from offload_pipeline.defs.dagster_internals import has_log_record_metadata
+    from offload_pipeline.defs.runs import fail_own_runs
 
+    for handler in logging.getLogger().handlers:
+        # the package's records reach the terminal through Dagster's console logger already
+        # (dagster.yaml manages the package logger): print each line once
+        handler.addFilter(lambda record: not has_log_record_metadata(record))
     config = obj.config
     names = [spec.name for spec in obj.tables(tables)]
     with dg.DagsterInstance.get() as instance:
-        outcomes = run_maintenance(build_definitions(config), config, instance, names)
+        outcomes = run_stoppable(
+            lambda: runner(build_definitions(config), config, instance, names),
+            abandon=lambda: fail_own_runs(instance, f"stopped by {cancel.requested()}"),
+        )
     for outcome in outcomes:
-        m = outcome.metadata
-        if not outcome.success:
+        if outcome.success:
+            click.echo(f"{outcome.table}: {describe(outcome.metadata)}")
+        else:
             click.echo(
                 f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
                 err=True,
             )
-        elif not m.get(K.TABLE_EXISTS):
-            click.echo(f"{outcome.table}: ok, no Iceberg table yet (nothing to maintain)")
-        else:
-            click.echo(
-                f"{outcome.table}: ok "
-                f"snapshots={m[K.SNAPSHOTS_BEFORE]}->{m[K.SNAPSHOTS_AFTER]} "
-                f"data_files={m[K.DATA_FILES_BEFORE]}->{m[K.DATA_FILES_AFTER]} "
-                f"small_file_ratio={m[K.SMALL_FILE_RATIO_BEFORE]:.2f}->"
-                f"{m[K.SMALL_FILE_RATIO_AFTER]:.2f} "
-                f"compacted={m[K.FILES_COMPACTED]} expired={m[K.SNAPSHOTS_EXPIRED]} "
-                f"orphans_removed={m[K.ORPHANS_REMOVED]} ({m[K.ORPHAN_BYTES_REMOVED]} bytes) "
-                f"seconds={m[K.DURATION_SECONDS]}"
-            )
+    _exit_if_stopped()
     if not all(o.success for o in outcomes):
         sys.exit(1)
 
@@ -276,7 +293,8 @@ def push_metrics(obj: _Context) -> None:
 @pass_ctx
 def status(obj: _Context, as_json: bool, tables: tuple[str, ...]) -> None:
     """Show each table's source, Iceberg target, watermark, lag and row count."""
-    entries = [table_status(handle) for handle in obj.handles(tables)]
+    now_us = to_micros(datetime.now(UTC))
+    entries = [table_status(handle, now_us) for handle in obj.handles(tables)]
     if as_json:
         click.echo(json.dumps({"tables": entries}, indent=2))
         return
@@ -307,9 +325,11 @@ def backfill(obj: _Context, table: str, start: str, end: str) -> None:
     spec = handle.spec
     try:
         start_ts, end_ts = _instant(start, "--start"), _instant(end, "--end")
-        r = backfills.backfill(handle, obj.config.run, start_ts, end_ts)
+        run_spec = obj.config.run
+        r = run_stoppable(lambda: backfills.backfill(handle, run_spec, start_ts, end_ts))
     except OffloadError as e:
         click.echo(f"{spec.name}: FAILED error_type={e.error_type} {e}", err=True)
+        _exit_if_stopped()
         sys.exit(1)
     for change in r.schema_changes:
         click.echo(f"{spec.name}: schema evolved: {change}")
@@ -318,6 +338,14 @@ def backfill(obj: _Context, table: str, start: str, end: str) -> None:
         f"rows_replaced={r.rows_replaced} rows_added={r.rows_added} "
         f"snapshot={r.snapshot_id} seconds={r.duration_seconds:.3f}"
     )
+
+
+def _exit_if_stopped() -> None:
+    """Exit ``128 + signal number`` when a signal stopped the verb (its outcome is printed)."""
+    code = stopped_exit_code()
+    if code is not None:
+        click.echo(f"stopped by {cancel.requested()} (exit {code})", err=True)
+        sys.exit(code)
 
 
 def _instant(text: str, option: str) -> int:
@@ -437,66 +465,33 @@ def demo(
         raise click.ClickException(f"no monitoring configs: {docker_dir} is not a directory")
     home = _default_dagster_home(obj)
     specs = list(config.tables)
-    empty = [s for s in specs if not _sqlite_path(s).exists()]
-    if empty:
-        from offload_pipeline.demo.feed import seed as seed_rows_into
-
-        for spec in empty:
-            seed_rows_into(_sqlite_path(spec), [spec.source_table], seed_rows)
-        click.echo(f"seeded {seed_rows} rows into each of {len(empty)} table(s)")
-    state = project / "data" / "monitoring"
-    services: list[stack.Service] = []
+    _seed_empty(specs, seed_rows)
     try:
-        pushgateway = stack.start_pushgateway(state / "pushgateway", port=pushgateway_port)
-        services.append(pushgateway)
-        alertmanager = stack.start_alertmanager(
-            state / "alertmanager",
-            stack.alertmanager_config(docker_dir, os.environ.get("OFFLOAD_ALERT_WEBHOOK_URL")),
-            port=alertmanager_port,
-        )
-        services.append(alertmanager)
-        services.append(
-            stack.start_prometheus(
-                state / "prometheus",
-                stack.prometheus_config(
-                    docker_dir, pushgateway.url, prometheus_port, alertmanager.url
-                ),
-                prometheus_port,
-            )
+        services = stack.start_monitoring(
+            docker_dir,
+            project / "data" / "monitoring",
+            pushgateway_port=pushgateway_port,
+            prometheus_port=prometheus_port,
+            alertmanager_port=alertmanager_port,
+            webhook_url=os.environ.get("OFFLOAD_ALERT_WEBHOOK_URL"),
         )
     except (stack.MissingBinaryError, RuntimeError, OSError) as e:
-        for service in services:
-            service.stop()
         raise click.ClickException(str(e)) from e
-    exe = [sys.executable, "-m", "offload_pipeline.cli"]
     env = {
         **os.environ,
         CONFIG_ENV: str(config.path),
         "DAGSTER_HOME": str(home),
-        "OFFLOAD_PUSHGATEWAY_URL": pushgateway.url,
+        "OFFLOAD_PUSHGATEWAY_URL": services[0].url,
     }
+    exe = [sys.executable, "-m"]
+    dagster_dev = [*exe, "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
     children = [
-        subprocess.Popen([*exe, "generate", "--rate", str(rate)], env=env),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dagster",
-                "dev",
-                "-w",
-                "workspace.yaml",
-                "-p",
-                str(port),
-                "-h",
-                "127.0.0.1",
-            ],
-            env=env,
-            cwd=project,
-        ),
+        subprocess.Popen([*exe, "offload_pipeline.cli", "generate", "--rate", str(rate)], env=env),
+        subprocess.Popen([*dagster_dev, "-h", "127.0.0.1"], env=env, cwd=project),
     ]
     click.echo(f"Dagster UI:   http://127.0.0.1:{port}  (schedule and metrics sensors on)")
     for service in services:
-        click.echo(f"{service.name + ':':<13} {service.url}")
+        click.echo(f"{service.name + ':':<13} {service.ui_url()}")
     click.echo(f"hot tier:     {', '.join(sorted({str(_sqlite_path(s)) for s in specs}))}")
     click.echo("Ctrl-C stops everything")
     try:
@@ -504,6 +499,18 @@ def demo(
     finally:
         for service in services:
             service.stop()
+
+
+def _seed_empty(specs: list[TableSpec], rows: int) -> None:
+    """Seed ``rows`` trades into every demo table whose hot-tier file does not exist yet."""
+    empty = [s for s in specs if not _sqlite_path(s).exists()]
+    if not empty:
+        return
+    from offload_pipeline.demo.feed import seed
+
+    for spec in empty:
+        seed(_sqlite_path(spec), [spec.source_table], rows)
+    click.echo(f"seeded {rows} rows into each of {len(empty)} table(s)")
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> None:

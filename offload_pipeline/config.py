@@ -22,6 +22,7 @@ from offload_pipeline.errors import ConfigInvalidError
 CONFIG_ENV = "OFFLOAD_CONFIG"
 PUSHGATEWAY_ENV = "OFFLOAD_PUSHGATEWAY_URL"
 DEFAULT_CONFIG = "offload.yaml"
+DEFAULT_PIPELINE = "default"
 
 # the one list of hot-tier kinds; `core.sources` opens one backend per kind
 SourceKind = Literal["sqlite", "postgres", "clickhouse"]
@@ -29,6 +30,8 @@ CATALOG_TYPES = ("sql", "rest", "glue", "hive", "dynamodb", "in-memory", "bigque
 PARTITION_TRANSFORMS = ("identity", "year", "month", "day", "hour")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# a Prometheus label value that is also a plain Pushgateway URL path segment
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _PARTITION = re.compile(r"^\s*(\w+)\s*\(\s*(\w+)\s*\)\s*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
@@ -166,6 +169,9 @@ class Config:
     schedule_enabled: bool = True
     """Whether the schedule starts RUNNING; a deployment can still toggle it in the UI."""
     pushgateway_url: str = ""
+    pipeline: str = DEFAULT_PIPELINE
+    """The ``pipeline`` label of every pushed group: tells deployments sharing a Pushgateway and a
+    Prometheus apart."""
     partitions_start: str = "2026-01-01"
     """First day (UTC) of the daily partitions the Dagster UI offers for backfills."""
     reconcile_days: int = 7
@@ -226,7 +232,8 @@ def parse_config(raw: Any, file: Path) -> Config:
     catalog = _parse_catalog(top.get("catalog"), base)
     run = _parse_run(top.get("run", {}), base)
     metrics = _mapping(top.get("metrics", {}), "metrics")
-    _no_unknown(metrics, {"pushgateway_url"}, "metrics")
+    _no_unknown(metrics, {"pushgateway_url", "pipeline"}, "metrics")
+    pipeline = _label_value(metrics.get("pipeline", DEFAULT_PIPELINE), "metrics: pipeline")
     schedule = _mapping(top.get("schedule", {}), "schedule")
     _no_unknown(schedule, {"cron", "enabled"}, "schedule")
     enabled = schedule.get("enabled", True)
@@ -274,17 +281,35 @@ def parse_config(raw: Any, file: Path) -> Config:
         partitions_start=partitions_start,
         reconcile_days=int(reconcile_days),
         pushgateway_url=str(url).rstrip("/"),
+        pipeline=pipeline,
         maintenance=maintenance,
+    )
+
+
+def _label_value(value: Any, where: str) -> str:
+    return _matching(
+        value,
+        _LABEL_VALUE,
+        where,
+        "a safe label value (letters, digits, '_', '.', '-'; starting with a letter or digit; "
+        "at most 63 characters)",
     )
 
 
 def check_identifier(value: Any, where: str) -> str:
     """Return ``value`` if it is a plain SQL identifier, else raise naming ``where``."""
-    if not isinstance(value, str) or not _IDENTIFIER.match(value):
-        raise ConfigInvalidError(
-            f"{where}: {value!r} is not a safe identifier (letters, digits, underscore; "
-            "not starting with a digit; at most 63 characters)"
-        )
+    return _matching(
+        value,
+        _IDENTIFIER,
+        where,
+        "a safe identifier (letters, digits, underscore; not starting with a digit; "
+        "at most 63 characters)",
+    )
+
+
+def _matching(value: Any, pattern: re.Pattern[str], where: str, what: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigInvalidError(f"{where}: {value!r} is not {what}")
     return value
 
 

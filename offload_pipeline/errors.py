@@ -97,6 +97,17 @@ class ConfigInvalidError(OffloadError):
     error_type = "config_invalid"
 
 
+class OffloadCancelledError(OffloadError):
+    """Raised at the core's next safe point after the process was asked to stop (SIGINT or
+    SIGTERM): the operator ended the run, so it is never retried.
+
+    Typed ``run_failure`` (the run was ended from outside the offload code, like a kill) rather
+    than a new error type, so the contract's closed label set and the alert rules stay as they are.
+    """
+
+    error_type = "run_failure"
+
+
 class BackfillRefusedError(ConfigInvalidError):
     """Raised when a backfill range is empty, reaches beyond the watermark, or would drop rows
     the hot tier no longer holds: the request is wrong, retrying cannot help."""

@@ -40,12 +40,16 @@ DS = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 RUNBOOKS = "https://github.com/offload-pipeline/offload_pipeline/blob/main/docs/runbooks/"
 DAGSTER_UI = "http://localhost:3000"
 
-JOB = 'job="iceberg_offload"'
+# one pipeline at a time (single-valued $pipeline): deployments sharing a Prometheus may have
+# tables of the same name, and no `sum by (table)` below may add two pipelines together
+JOB = 'job="iceberg_offload", pipeline="$pipeline"'
 # per-table selector: the $table variable (All = ".*")
-T = 'job="iceberg_offload", table=~"$table"'
+T = 'job="iceberg_offload", pipeline="$pipeline", table=~"$table"'
 # the same in the repeated row, where each copy of the row has ${table} set to one table
-PER_TABLE = 'job="iceberg_offload", table=~"${table}"'
+PER_TABLE = 'job="iceberg_offload", pipeline="$pipeline", table=~"${table}"'
 RATE = "$__rate_interval"
+# firing offload alerts; the watchdog fires always, by design
+FIRING = 'alertstate="firing", alertname=~"IcebergOffload.*", alertname!="IcebergOffloadWatchdog"'
 
 Thresholds = dict[str, float]
 Links = list[Builder[model.DashboardLink]]
@@ -282,10 +286,11 @@ def firing_alerts() -> table.Panel:
     return panel(
         rows_of_series,
         "Firing offload alerts",
-        "Offload alerts firing in Prometheus now (ALERTS). Each alert's runbook_url "
-        "annotation links its runbook; Alertmanager routes critical alerts to the pager.",
+        "Offload alerts firing in Prometheus now (ALERTS), without the always-firing watchdog. "
+        "Each alert's runbook_url annotation links its runbook; Alertmanager routes critical "
+        "alerts to the pager.",
         "none",
-        [query('ALERTS{alertstate="firing", alertname=~"IcebergOffload.*"}', instant=True)],
+        [query(f"ALERTS{{{FIRING}}}", instant=True)],
         links=[link("Runbooks", RUNBOOKS + "README.md")],
     )
 
@@ -461,7 +466,7 @@ def consecutive_failures(th: Thresholds) -> bargauge.Panel:
         panel(
             bars,
             "Consecutive failures",
-            "Failed attempts since the last success (offload_consecutive_failures). Red at "
+            "Failed runs since the last success (offload_consecutive_failures). Red at "
             f"{th['consecutive_failures']} (IcebergOffloadConsecutiveFailures, critical).",
             "none",
             [query(f"offload_consecutive_failures{{{T}}}", "{{table}}")],
@@ -537,7 +542,7 @@ def table_numbers(th: Thresholds) -> list[stat.Panel]:
             "Consecutive failures",
             "offload_consecutive_failures",
             "none",
-            "Failed attempts since the last success.",
+            "Failed runs since the last success (retries inside a run count once).",
             failure_steps(th),
         ),
         table_stat(
@@ -672,8 +677,10 @@ def reconciliation_delta() -> stat.Panel:
 
 
 def variables() -> list[Builder[model.VariableModel]]:
-    """``datasource`` (default: the provisioned Prometheus) and ``table`` (multi, All = .*)."""
-    tables = "label_values(offload_source_max_timestamp_seconds, table)"
+    """``datasource`` (default: the provisioned Prometheus), ``pipeline`` (one at a time) and
+    ``table`` (multi, All = .*)."""
+    pipelines = "label_values(offload_heartbeat_timestamp_seconds, pipeline)"
+    tables = 'label_values(offload_source_max_timestamp_seconds{pipeline="$pipeline"}, table)'
     datasource = (
         board.DatasourceVariable("datasource")
         .label("Data source")
@@ -683,6 +690,20 @@ def variables() -> list[Builder[model.VariableModel]]:
         .multi(False)
         .include_all(False)
         .regex("")
+    )
+    pipeline_variable = (
+        board.QueryVariable("pipeline")
+        .label("Pipeline")
+        .datasource(DS)
+        .query({"query": pipelines, "refId": "PrometheusVariableQueryEditor-VariableQuery"})
+        .current(model.VariableOption(selected=True, text="default", value="default"))
+        .hide(model.VariableHide.DONT_HIDE)
+        .include_all(False)
+        .multi(False)
+        .options([])
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .regex("")
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
     )
     table_variable = (
         board.QueryVariable("table")
@@ -699,7 +720,7 @@ def variables() -> list[Builder[model.VariableModel]]:
         .regex("")
         .sort(model.VariableSort.ALPHABETICAL_ASC)
     )
-    return [datasource, table_variable]
+    return [datasource, pipeline_variable, table_variable]
 
 
 def dashboard_links() -> Links:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 
 from offload_pipeline.config import RunSpec, TableSpec
+from offload_pipeline.core import cancel
 from offload_pipeline.core.chunking import chunks
 from offload_pipeline.core.failpoints import failpoint
 from offload_pipeline.core.handle import TableHandle
@@ -64,6 +65,7 @@ def backfill(
 
     Raises:
         BackfillRefusedError: an empty range, or one reaching beyond the committed watermark.
+        OffloadCancelledError: the process was asked to stop (nothing is committed).
         OffloadError: a subclass naming the contract error type (nothing is committed).
     """
     started = time.monotonic()
@@ -93,6 +95,7 @@ def backfill(
         batches = snap.read(time_range(start_ts, end_ts), run.batch_rows)
         # one commit for the whole range: chunks only bound the memory of each data-file write
         for chunk in chunks(batches, run.batch_rows, spec.cursor):
+            cancel.check(spec.name)
             if pending is None:
                 pending = begin_commit(spec, iceberg, watermark, run_id, replacing=rng)
             pending.append(chunk)
@@ -102,6 +105,7 @@ def backfill(
         if pending is None and replaced:
             # the hot tier no longer holds the range (retention): leave Iceberg as it is
             log.warning("table %s: backfill %s: no hot-tier rows; nothing replaced", spec.name, rng)
+        cancel.check(spec.name)
         if pending is not None:
             _refuse_dropping_rows(spec, rng, cold_keys, hot_keys)
             repaired = min(max(0, written - replaced), state.late_rows_outstanding)

@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from offload_pipeline.core import cancel
 from offload_pipeline.errors import CommitConflictError
 
 
 @contextmanager
 def table_lock(lock_dir: Path, table: str, timeout_s: float) -> Iterator[None]:
-    """Hold the writer lock of ``table``, waiting up to ``timeout_s`` for the current holder."""
+    """Hold the writer lock of ``table``, waiting up to ``timeout_s`` for the current holder (a
+    stop request ends the wait)."""
     lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / f"{table}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -30,6 +32,7 @@ def table_lock(lock_dir: Path, table: str, timeout_s: float) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                cancel.check(table)
                 if time.monotonic() >= deadline:
                     holder = path.read_text().strip() or "unknown"
                     raise CommitConflictError(

@@ -45,6 +45,7 @@ from pyiceberg.manifest import DataFile, DataFileContent
 from pyiceberg.table import FileScanTask, Table, Transaction
 
 from offload_pipeline.config import MaintenanceSpec, RunSpec, TableSpec
+from offload_pipeline.core import cancel
 from offload_pipeline.core.failpoints import failpoint
 from offload_pipeline.core.handle import TableHandle
 from offload_pipeline.core.iceberg.location import foreign_metadata, list_files
@@ -144,13 +145,16 @@ def maintain(
         clock: wall clock in seconds, for expiry, orphan age and the recorded end time.
 
     Raises:
+        OffloadCancelledError: the process was asked to stop; the steps finished before are kept.
         OffloadError: a subclass naming the contract error type (``commit_conflict`` when the
             lock is held past ``run.lock_timeout_seconds`` or another writer committed first).
     """
     started = time.monotonic()
     spec = table.spec
+    cancel.check(spec.name)
     with table_lock(run.lock_dir, spec.name, run.lock_timeout_seconds):
         failpoint("maintain.locked")
+        cancel.check(spec.name)
         iceberg = table.catalog.load(spec)
         if iceberg is None:
             log.info("table %s: no Iceberg table yet, nothing to maintain", spec.name)
@@ -164,6 +168,7 @@ def maintain(
         iceberg, compaction, expired = compact_and_expire(
             spec, iceberg, settings, now=clock(), run_id=run_id
         )
+        cancel.check(spec.name)
         orphans, orphan_bytes = remove_orphans(
             spec, iceberg, settings.orphan_min_age_seconds, now=clock()
         )
@@ -260,6 +265,7 @@ def _compact(
     try:
         with tx.update_snapshot(snapshot_properties=summary).overwrite() as rewrite:
             for group in groups:
+                cancel.check(spec.name)  # files written so far are orphans for the next run
                 rows = _read(table, group)
                 expected = sum(t.file.record_count for t in group)
                 if rows.num_rows != expected:

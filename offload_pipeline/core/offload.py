@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 
 from offload_pipeline.config import RunSpec
+from offload_pipeline.core import cancel
 from offload_pipeline.core.chunking import chunks, last_cursor, read_ahead
 from offload_pipeline.core.failpoints import failpoint
 from offload_pipeline.core.handle import TableHandle
@@ -57,15 +58,19 @@ class OffloadResult:
     late_rows: int
     snapshot_id: int | None
     duration_seconds: float
+    planned_at_us: int
+    """the wall clock when the window was planned (µs), the ``now`` of the lag"""
     schema_changes: tuple[str, ...] = ()
     """additive changes applied to the Iceberg schema before this attempt's rows"""
 
     @property
     def lag_seconds(self) -> float | None:
-        """Event time between the newest hot-tier row and the watermark (0 for an empty hot
-        tier)."""
+        """Seconds the watermark trails the hot tier's newest row, a future one counting as
+        the plan time (0 for an empty hot tier)."""
         watermark_ts = self.watermark.cursor.ts if self.watermark else None
-        return lag_seconds(self.source_max_ts, watermark_ts, empty_source=0.0)
+        return lag_seconds(
+            self.source_max_ts, watermark_ts, now_us=self.planned_at_us, empty_source=0.0
+        )
 
     @property
     def rows_per_second(self) -> float:
@@ -88,20 +93,22 @@ def offload(
         clock: wall clock in seconds, for the settle delay.
 
     Raises:
+        OffloadCancelledError: the process was asked to stop; the commits made before are kept.
         OffloadError: a subclass naming the contract error type.
     """
     started = time.monotonic()
     _use_jemalloc()
     run_id = run_id or uuid.uuid4().hex
     spec = table.spec
+    cancel.check(spec.name)
     with table.writing(run) as (snap, iceberg, changes):
         for change in changes:
             log.warning("table %s: schema evolved: %s", spec.name, change)
+        cancel.check(spec.name)
         state = decode_state(iceberg.properties)
         source_max = snap.max_event_time()
-        window = plan_window(
-            state.watermark, source_max, int(clock() * MICROS), spec.settle_delay_seconds
-        )
+        planned_at = int(clock() * MICROS)
+        window = plan_window(state.watermark, source_max, planned_at, spec.settle_delay_seconds)
         failpoint("plan")
         rows = commits = late = 0
         watermark = state.watermark
@@ -115,6 +122,7 @@ def offload(
             chunked = read_ahead(chunks(batches, run.batch_rows, spec.cursor))
             chunk = next(chunked, None)
             while chunk is not None:
+                cancel.check(spec.name)  # between commits: the last one stays, whole
                 pending = begin_commit(spec, iceberg, watermark, run_id)
                 failpoint("append.during")
                 pending.append(chunk)
@@ -161,6 +169,7 @@ def offload(
             late_rows=late,
             snapshot_id=snapshot.snapshot_id if snapshot else None,
             duration_seconds=time.monotonic() - started,
+            planned_at_us=planned_at,
             schema_changes=tuple(str(change) for change in changes),
         )
 

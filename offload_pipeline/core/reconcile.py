@@ -7,17 +7,22 @@ recent window by key (the asset check after every run: cheap enough to run every
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.io.pyarrow import ArrowScan
+from pyiceberg.table import Table
+from pyiceberg.transforms import DayTransform, HourTransform
 
 from offload_pipeline.core.handle import TableHandle
 from offload_pipeline.core.iceberg.commit import Range
 from offload_pipeline.core.iceberg.state import decode_state
 from offload_pipeline.core.window import (
     DAY,
+    HOUR,
     MAX_SEQ,
     MICROS,
     CursorValue,
@@ -162,23 +167,14 @@ def check_closed_windows(table: TableHandle, days: int) -> ClosedWindowCheck:
     )
     keys = list(spec.primary_key)
     with table.source.snapshot(spec) as snap:
-        hot_days = {
-            lo: snap.count_between(lo, CursorValue(min(lo + DAY, end) - 1, MAX_SEQ))
-            for lo in range(first, end, DAY)
-        }
+        counted = snap.count_by_day(first, CursorValue(end - 1, MAX_SEQ))
+        hot_days = {lo: counted.get(lo, 0) for lo in range(first, end, DAY)}
         hot_keys = pa.Table.from_batches(
             [b.select(keys) for b in snap.read(time_range(recent.start_ts, recent.end_ts), 65_536)],
             schema=pa.schema([snap.schema().field(k) for k in keys]),
         )
         nulls = sum(snap.null_cursor_rows().values())
-    times = iceberg.scan(
-        row_filter=Range(spec.cursor.event_time, first, end).row_filter(),
-        selected_fields=(spec.cursor.event_time,),
-    ).to_arrow()
-    day_of = pc.divide(times.column(0).cast(pa.int64()), DAY)
-    cold_days = {
-        int(row["values"]) * DAY: int(row["counts"]) for row in pc.value_counts(day_of).to_pylist()
-    }
+    cold_days = iceberg_day_counts(iceberg, spec.cursor.event_time, first, end)
     cold_keys = (
         iceberg.scan(row_filter=recent.row_filter(), selected_fields=tuple(keys))
         .to_arrow()
@@ -200,3 +196,64 @@ def check_closed_windows(table: TableHandle, days: int) -> ClosedWindowCheck:
         late_rows_outstanding=state.late_rows_outstanding,
         null_cursor_rows=nulls,
     )
+
+
+def iceberg_day_counts(iceberg: Table, column: str, first: int, end: int) -> dict[int, int]:
+    """Rows per UTC day (keyed by its first µs) with ``column`` in ``[first, end)``, ``first`` a
+    UTC midnight.
+
+    Reads as little as the partitioning allows. A data file of a ``day(column)`` or
+    ``hour(column)`` partition that lies wholly inside the range and has no delete files is
+    counted by the ``record_count`` of its manifest entry, without reading it; for an hourly table
+    the hours of a day are summed. Only the files of the partition ``end`` cuts (the watermark's
+    day or hour), files with delete files and files of any other partitioning (``month``,
+    ``year``, ``identity``: partitions that do not nest in days) are read, with the range as row
+    filter and only ``column``: at worst a bounded read of the compared days.
+    """
+    scan = iceberg.scan(
+        row_filter=Range(column, first, end).row_filter(), selected_fields=(column,)
+    )
+    units = _partition_units(iceberg, column)
+    counts: Counter[int] = Counter()
+    to_read = []
+    for task in scan.plan_files():
+        unit = units.get(task.file.spec_id)
+        start = None if unit is None else task.file.partition[unit.position]
+        if unit is None or start is None or task.delete_files:
+            to_read.append(task)
+            continue
+        lo = start * unit.micros
+        if first <= lo and lo + unit.micros <= end:
+            counts[lo // DAY * DAY] += task.file.record_count
+        else:
+            to_read.append(task)
+    if to_read:
+        reader = ArrowScan(iceberg.metadata, iceberg.io, scan.projection(), scan.row_filter)
+        for batch in reader.to_record_batches(to_read):
+            # every value is at or after `first`, a midnight: truncating division is exact
+            offsets = pc.subtract(batch.column(0).cast(pa.int64()), first)
+            for row in pc.value_counts(pc.divide(offsets, DAY)).to_pylist():
+                counts[first + int(row["values"]) * DAY] += int(row["counts"])
+    return dict(counts)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """The partition field of a spec that nests in days: its position and width in µs."""
+
+    position: int
+    micros: int
+
+
+def _partition_units(iceberg: Table, column: str) -> dict[int, _Unit]:
+    """Per partition spec id, its ``day``/``hour`` field on ``column``; specs without one are
+    left out (their files are read)."""
+    source_id = iceberg.schema().find_field(column).field_id
+    units = {}
+    for spec_id, spec in iceberg.specs().items():
+        for position, field in enumerate(spec.fields):
+            if field.source_id == source_id and isinstance(field.transform, DayTransform):
+                units[spec_id] = _Unit(position, DAY)
+            elif field.source_id == source_id and isinstance(field.transform, HourTransform):
+                units[spec_id] = _Unit(position, HOUR)
+    return units

@@ -9,7 +9,7 @@ from pyiceberg.table.snapshots import Snapshot
 
 from offload_pipeline.config import redact
 from offload_pipeline.core.handle import TableHandle
-from offload_pipeline.core.iceberg.state import CommittedState, decode_state
+from offload_pipeline.core.iceberg.state import CommittedState, decode_state, is_offload_commit
 from offload_pipeline.core.maintenance import live_data_files, small_file_ratio
 from offload_pipeline.core.window import iso, lag_seconds
 from offload_pipeline.errors import OffloadError
@@ -23,10 +23,16 @@ class Observation:
     the metrics sensor logs them; neither fails.
     """
 
+    observed_at_us: int
+    """the wall clock of the look (µs): the ``now`` of the lag"""
     state: CommittedState | None = None
     """committed offload state; None when the Iceberg table does not exist (or was unreadable)"""
+    iceberg_unreadable: bool = False
+    """the catalog or the table could not be read (unlike a table that does not exist yet)"""
     snapshot: Snapshot | None = None
     snapshots: int = 0
+    watermark_advanced_ms: int | None = None
+    """commit time of the newest offload snapshot still in the table's metadata"""
     source_max_ts: int | None = None
     errors: tuple[OffloadError, ...] = ()
     small_file_ratio: float | None = None
@@ -51,9 +57,9 @@ class Observation:
 
     @property
     def lag_seconds(self) -> float | None:
-        """Event time the watermark trails the hot tier; None before the first commit or for an
-        empty hot tier."""
-        return lag_seconds(self.source_max_ts, self.watermark_ts)
+        """Seconds the watermark trails the hot tier at the time of the look; None before the
+        first commit or for an empty hot tier."""
+        return lag_seconds(self.source_max_ts, self.watermark_ts, now_us=self.observed_at_us)
 
     @property
     def _summary(self) -> dict[str, str]:
@@ -61,37 +67,49 @@ class Observation:
         return summary.additional_properties if summary else {}
 
 
-def observe(table: TableHandle, small_file_bytes: int | None = None) -> Observation:
+def observe(table: TableHandle, now_us: int, small_file_bytes: int | None = None) -> Observation:
     """Read ``table``'s committed state from Iceberg and its newest event time from the hot tier
-    (and, given ``small_file_bytes``, the share of small files, which reads the manifests)."""
+    at wall-clock ``now_us`` (and, given ``small_file_bytes``, the share of small files, which
+    reads the manifests; everything else comes from the table metadata alone)."""
     spec = table.spec
     values: dict[str, Any] = {}
     errors: list[OffloadError] = []
     try:
         iceberg = table.catalog.load(spec)
         if iceberg is not None:
+            snapshots = iceberg.snapshots()
             values |= {
                 "state": decode_state(iceberg.properties),
                 "snapshot": iceberg.current_snapshot(),
-                "snapshots": len(iceberg.snapshots()),
+                "snapshots": len(snapshots),
+                "watermark_advanced_ms": max(
+                    (s.timestamp_ms for s in snapshots if _is_offload(s)), default=None
+                ),
             }
             if small_file_bytes is not None:
                 ratio = small_file_ratio(live_data_files(iceberg), small_file_bytes)
                 values["small_file_ratio"] = ratio
     except OffloadError as e:
         errors.append(e)
+        values = {"iceberg_unreadable": True}
     try:
         with table.source.snapshot(spec) as snap:
             values["source_max_ts"] = snap.max_event_time()
     except OffloadError as e:
         errors.append(e)
-    return Observation(**values, errors=tuple(errors))
+    return Observation(now_us, **values, errors=tuple(errors))
 
 
-def table_status(table: TableHandle) -> dict[str, Any]:
-    """The ``status --json`` entry of one table; unreachable parts are reported, not raised."""
+def _is_offload(snapshot: Snapshot) -> bool:
+    summary = snapshot.summary
+    return summary is not None and is_offload_commit(summary.additional_properties)
+
+
+def table_status(table: TableHandle, now_us: int) -> dict[str, Any]:
+    """The ``status --json`` entry of one table at wall-clock ``now_us``; unreachable parts are
+    reported, not raised."""
     spec = table.spec
-    seen = observe(table)
+    seen = observe(table, now_us)
     snapshot = seen.snapshot
     catalog = table.catalog.spec
     return {

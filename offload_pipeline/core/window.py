@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 MICROS = 1_000_000
-DAY = 86_400 * MICROS
+HOUR = 3_600 * MICROS
+DAY = 24 * HOUR
 MAX_SEQ = 2**63 - 1
 """The largest tie-breaker: ``CursorValue(ts, MAX_SEQ)`` is the last possible cursor at ``ts``."""
 
@@ -67,18 +68,25 @@ def plan_window(
 
 
 def lag_seconds(
-    source_max_ts: int | None, watermark_ts: int | None, empty_source: float | None = None
+    source_max_ts: int | None,
+    watermark_ts: int | None,
+    *,
+    now_us: int,
+    empty_source: float | None = None,
 ) -> float | None:
-    """How far the committed watermark trails the hot tier's newest row, in event-time seconds.
+    """How far the committed watermark trails the hot tier, in seconds: ``min(source max, now)
+    − watermark``.
 
-    Never negative; None before the first commit, and ``empty_source`` when the hot tier holds no
-    row (callers disagree on that case: an offload result reports 0, an observation None).
+    A hot-tier row stamped in the future is bad data, not lag: it must not page as lag (it has
+    its own alert on the source max). Never negative; None before the first commit, and
+    ``empty_source`` when the hot tier holds no row (callers disagree on that case: an offload
+    result reports 0, an observation None).
     """
     if source_max_ts is None:
         return empty_source
     if watermark_ts is None:
         return None
-    return max(0, source_max_ts - watermark_ts) / MICROS
+    return max(0, min(source_max_ts, now_us) - watermark_ts) / MICROS
 
 
 def to_micros(value: datetime) -> int:

@@ -4,7 +4,10 @@ of its partition range.
 No ``from __future__ import annotations`` here: Dagster inspects the context annotation at runtime.
 """
 
+import warnings
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -25,13 +28,24 @@ FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
+def _asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """``dg.asset`` without dagster 1.13's BetaWarning for ``backfill_policy``: single-run backfills
+    are what a UI range backfill needs, and the warning (printed on every code load) tells an
+    operator nothing."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning
+        )
+        return dg.asset(**kwargs)
+
+
 def build_table_asset(
     spec: TableSpec, run: RunSpec, partitions: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     """The asset offloading ``spec``: new hot-tier rows appended to its Iceberg table, or, in a
     backfill, the rows of its partition range replaced."""
 
-    @dg.asset(
+    @_asset(
         name=spec.name,
         group_name=GROUP,
         kinds={"iceberg", spec.source.kind},
@@ -59,39 +73,38 @@ def build_table_asset(
         try:
             if is_incremental(context.run.tags):
                 result = offload.offload(spec, run_id=context.run_id)
-                return _report_offload(context, spec, result)
+                watermark = iso(result.watermark.cursor.ts) if result.watermark else None
+                summary = f"{result.rows} rows in {result.commits} commit(s), watermark {watermark}"
+                return _report(
+                    context, spec, summary, result.schema_changes, materialization_metadata(result)
+                )
             window = context.partition_time_window
             start, end = to_micros(window.start), to_micros(window.end)
             backfill = offload.backfill(spec, start, end, run_id=context.run_id)
-            return _report_backfill(context, spec, backfill)
+            summary = (
+                f"backfill {backfill.range} replaced {backfill.rows_replaced} rows "
+                f"with {backfill.rows_written}"
+            )
+            return _report(
+                context, spec, summary, backfill.schema_changes, backfill_metadata(backfill)
+            )
         except OffloadError as e:
             raise step_failure(e, spec.name) from e
 
     return _offload
 
 
-def _report_offload(
-    context: dg.AssetExecutionContext, spec: TableSpec, result: OffloadResult
+def _report(
+    context: dg.AssetExecutionContext,
+    spec: TableSpec,
+    summary: str,
+    schema_changes: tuple[str, ...],
+    metadata: Metadata,
 ) -> dg.MaterializeResult:
-    for change in result.schema_changes:
+    for change in schema_changes:
         context.log.warning(f"{spec.name}: schema evolved: {change}")
-    context.log.info(
-        f"{spec.name}: {result.rows} rows in {result.commits} commit(s), "
-        f"watermark {iso(result.watermark.cursor.ts) if result.watermark else None}"
-    )
-    return dg.MaterializeResult(metadata=materialization_metadata(result))
-
-
-def _report_backfill(
-    context: dg.AssetExecutionContext, spec: TableSpec, result: BackfillResult
-) -> dg.MaterializeResult:
-    for change in result.schema_changes:
-        context.log.warning(f"{spec.name}: schema evolved: {change}")
-    context.log.info(
-        f"{spec.name}: backfill {result.range} replaced {result.rows_replaced} rows "
-        f"with {result.rows_written}"
-    )
-    return dg.MaterializeResult(metadata=backfill_metadata(result))
+    context.log.info(f"{spec.name}: {summary}")
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def materialization_metadata(result: OffloadResult) -> Metadata:

@@ -8,6 +8,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 from dagster._core.execution.stats import RunStepKeyStatsSnapshot, StepEventStatus
+from dagster._core.log_manager import has_log_record_metadata
 
 CHECKED_AGAINST = "1.13.27"
 
@@ -16,4 +17,5 @@ __all__ = [
     "RunStepKeyStatsSnapshot",
     "StepEventStatus",
     "UnresolvedAssetJobDefinition",
+    "has_log_record_metadata",
 ]

@@ -23,7 +23,7 @@ from offload_pipeline.defs.jobs import BACKFILL, BRONZE_JOB, is_incremental
 from offload_pipeline.defs.metadata import MetadataKey
 from offload_pipeline.metrics.collect import LastRun
 
-# failed attempts since the last success are looked for in at most this many recent runs
+# failed runs since the last success are looked for in at most this many recent runs
 CONSECUTIVE_FAILURES_LOOKBACK_RUNS = 100
 # the error types of steps a dead run never finished
 RUN_FAILURE = "run_failure"
@@ -102,8 +102,22 @@ def last_run(instance: dg.DagsterInstance, table: str, run_id: str) -> LastRun |
     )
 
 
+def latest_runs(instance: dg.DagsterInstance, tables: Sequence[str]) -> dict[str, str]:
+    """The run of each table's latest ended attempt, among the recent runs (a table without one
+    is left out); ``last_run`` of it is what the hooks pushed."""
+    wanted = set(tables)
+    found: dict[str, str] = {}
+    for record in instance.get_run_records(limit=CONSECUTIVE_FAILURES_LOOKBACK_RUNS):
+        if not wanted:
+            break
+        for attempt in _attempts(instance, record.dagster_run, sorted(wanted)):
+            found[attempt.table] = attempt.run_id
+        wanted -= found.keys()
+    return found
+
+
 def failure_streak(instance: dg.DagsterInstance, table: str, since: float) -> int:
-    """Failed attempts of ``table`` in the runs created after ``since`` (its last success)."""
+    """Failed runs of ``table`` among the runs created after ``since`` (its last success)."""
     records = instance.get_run_records(
         filters=dg.RunsFilter(created_after=datetime.fromtimestamp(since, tz=UTC)),
         limit=CONSECUTIVE_FAILURES_LOOKBACK_RUNS,
@@ -114,8 +128,8 @@ def failure_streak(instance: dg.DagsterInstance, table: str, since: float) -> in
         for attempt in _attempts(instance, record.dagster_run, [table])
         if not attempt.success
     ]
-    # each attempt counts, so a failure retried twice in one run counts three times
-    return len(failed)
+    # a run counts once however many of its retries failed: the alert threshold is in cycles
+    return len({attempt.run_id for attempt in failed})
 
 
 def last_offload_success(instance: dg.DagsterInstance, table: str) -> float | None:
@@ -217,15 +231,19 @@ def _attempts(
     instance: dg.DagsterInstance, run: dg.DagsterRun, tables: Sequence[str]
 ) -> list[Attempt]:
     """The attempts of ``tables`` in ``run`` from their step stats; a failed step's attempts
-    carry no error type yet (dead-run ones do)."""
+    carry no error type yet (dead-run ones do). In a run still going, only steps that ended
+    count."""
     wanted = sorted(set(tables) & run_tables(run, tables))
     if not wanted:
         return []
     stats = {s.step_key: s for s in instance.get_run_step_stats(run.run_id, step_keys=wanted)}
+    settled = run.status in _FINISHED
     attempts: list[Attempt] = []
     unfinished: dict[str, float | None] = {}
     for table in wanted:
         step = stats.get(table)
+        if not settled and (step is None or step.status == StepEventStatus.IN_PROGRESS):
+            continue  # running or waiting for a retry: its outcome is not known yet
         finished = _finished_attempts(run.run_id, table, step)
         attempts += finished
         if step is not None and step.partial_attempt_start is not None:

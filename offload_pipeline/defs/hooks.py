@@ -1,4 +1,5 @@
-"""Success and failure hooks on every bronze asset: push the table's last-run gauges at once."""
+"""Success and failure hooks on every bronze asset: push the table's last-run gauges at once,
+within one push budget per run."""
 
 import logging
 
@@ -6,6 +7,7 @@ import dagster as dg
 
 from offload_pipeline.defs.jobs import is_incremental
 from offload_pipeline.defs.metrics import push_last_run
+from offload_pipeline.metrics.budget import run_budget
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,14 @@ def _push(context: dg.HookContext) -> None:
     if run is None or not is_incremental(run.tags):
         return  # backfills are not offload attempts: their outcome is in the Dagster UI
     try:
-        url = context.resources.offload.config.pushgateway_url
-        push_last_run(url, context.instance, context.op.name, context.run_id)
+        config = context.resources.offload.config
+        push_last_run(
+            config.pushgateway_url,
+            config.pipeline,
+            context.instance,
+            context.op.name,
+            context.run_id,
+            run_budget(context.run_id),
+        )
     except Exception:  # noqa: BLE001 - metrics must never fail the offload they describe
         log.exception("table %s: pushing last-run metrics failed", context.op.name)

@@ -16,6 +16,7 @@ from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.steps import pool_name, retry_policy, step_failure
 from offload_pipeline.errors import OffloadError
 from offload_pipeline.metrics import push
+from offload_pipeline.metrics.budget import run_budget
 from offload_pipeline.metrics.collect import maintenance_families
 
 # metadata keys named after the ``MaintenanceResult`` fields they carry
@@ -62,8 +63,10 @@ def build_maintenance_op(spec: TableSpec, run: RunSpec) -> dg.OpDefinition:
         if result.exists:
             push.push_table(
                 offload.config.pushgateway_url,
+                offload.config.pipeline,
                 spec.name,
                 maintenance_families(spec.name, result.finished_at),
+                budget=run_budget(context.run_id),
             )
         context.log.info(
             f"{spec.name}: data files {result.data_files_before} -> {result.data_files_after}, "

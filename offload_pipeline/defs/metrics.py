@@ -2,14 +2,15 @@
 
 The counters live in the metrics sensor's cursor (durable in the Dagster instance) as totals over
 finished runs of the event log, plus what Iceberg itself records (rows, late rows); every tick
-pushes the full values, so a restarted Pushgateway is whole again after one tick.
+pushes the full values, the hooks' last-run gauges included, so a restarted Pushgateway is whole
+again after one tick.
 """
 
 import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dagster as dg
@@ -28,12 +29,14 @@ from offload_pipeline.defs.eventlog import (
     finished_runs,
     is_cycle,
     last_run,
+    latest_runs,
     reconciliation_delta,
     run_attempts,
     run_duration,
     will_retry,
 )
 from offload_pipeline.metrics import push
+from offload_pipeline.metrics.budget import PushBudget
 from offload_pipeline.metrics.collect import (
     CycleTotals,
     TableGauges,
@@ -46,14 +49,21 @@ from offload_pipeline.metrics.collect import (
 log = logging.getLogger(__name__)
 
 
-def push_last_run(url: str, instance: dg.DagsterInstance, table: str, run_id: str) -> bool:
+def push_last_run(
+    url: str,
+    pipeline: str,
+    instance: dg.DagsterInstance,
+    table: str,
+    run_id: str,
+    budget: PushBudget | None = None,
+) -> bool:
     """Push the hook-owned gauges of ``table`` for its attempt in ``run_id``."""
     if not url:
         return False
     facts = last_run(instance, table, run_id)
     if facts is None:
         return False
-    return push.push_table(url, table, last_run_families(table, facts))
+    return push.push_table(url, pipeline, table, last_run_families(table, facts), budget=budget)
 
 
 @dataclass
@@ -98,10 +108,16 @@ class TickReport:
 
 
 def metrics_tick(
-    instance: dg.DagsterInstance, config: Config, state: MetricsState, now: float | None = None
+    instance: dg.DagsterInstance,
+    config: Config,
+    state: MetricsState,
+    now: float | None = None,
+    budget: PushBudget | None = None,
 ) -> TickReport:
-    """Fold newly finished runs into ``state``, measure every table, push everything."""
+    """Fold newly finished runs into ``state``, measure every table, push everything within one
+    push budget (a fresh one unless given)."""
     now = time.time() if now is None else now
+    budget = budget or PushBudget()
     names = [t.name for t in config.tables]
     state.tables = {name: state.tables.get(name, TableTotals()) for name in names}
     runs = 0
@@ -118,28 +134,29 @@ def metrics_tick(
 
     url = config.pushgateway_url
     catalog = IcebergCatalog(config.catalog)
-    results = [
-        push.push_table(
-            url,
-            spec.name,
-            table_families(
-                spec.name,
-                state.tables[spec.name],
-                measure(spec, catalog, instance, small_file_threshold(config.maintenance)),
-            ),
-        )
-        for spec in config.tables
-    ]
+    small_file_bytes = small_file_threshold(config.maintenance)
+    latest = latest_runs(instance, names)
+    results = []
+    for spec in config.tables:
+        gauges = measure(spec, catalog, instance, small_file_bytes, now)
+        families = list(table_families(spec.name, state.tables[spec.name], gauges))
+        # the hook-owned gauges too, so an emptied Pushgateway is whole again after one tick
+        facts = last_run(instance, spec.name, latest[spec.name]) if spec.name in latest else None
+        if facts is not None:
+            families += last_run_families(spec.name, facts)
+        results.append(push.push_table(url, config.pipeline, spec.name, families, budget=budget))
     results.append(
         push.push_pipeline(
             url,
+            config.pipeline,
             pipeline_families(state.cycles, len(names), __version__, config.schedule_cron, now),
+            budget=budget,
         )
     )
     deleted = 0
     if url:
-        for stale in sorted((push.pushed_tables(url) or set()) - set(names)):
-            deleted += push.delete_table(url, stale)
+        for key in push.stale_groups(url, config.pipeline, names, budget) or []:
+            deleted += push.delete_group(url, key, budget=budget)
     return TickReport(runs, len(names), sum(results), results.count(False), deleted)
 
 
@@ -147,24 +164,34 @@ def measure(
     spec: TableSpec,
     catalog: IcebergCatalog,
     instance: dg.DagsterInstance,
-    small_file_bytes: int | None = None,
+    small_file_bytes: int | None,
+    now: float,
 ) -> TableGauges:
-    """What Iceberg, the hot tier and the last reconciliation say about ``spec``, in metric
-    units."""
-    seen = observe(open_table(spec, catalog), small_file_bytes)
+    """What Iceberg, the hot tier and the last reconciliation say about ``spec`` at wall-clock
+    ``now``, in metric units."""
+    seen = observe(open_table(spec, catalog), int(now * MICROS), small_file_bytes)
     for error in seen.errors:
         log.warning("metrics: %s", error)
+    measured = TableGauges(
+        source_max_ts=_seconds(seen.source_max_ts),
+        reconciliation_delta_rows=reconciliation_delta(instance, spec.name),
+    )
+    if seen.iceberg_unreadable:
+        # nothing Iceberg-derived this tick: a 0 would read as a counter reset, and the values
+        # pushed before stay in the Pushgateway
+        return measured
     state = seen.state
-    return TableGauges(
+    advanced = seen.watermark_advanced_ms
+    return replace(
+        measured,
         rows_total=state.rows_total if state else 0,
         late_rows_total=state.late_rows_total if state else 0,
         schema_changes_total=state.schema_changes_total if state else 0,
         watermark_ts=_seconds(seen.watermark_ts),
-        source_max_ts=_seconds(seen.source_max_ts),
         lag_seconds=seen.lag_seconds,
+        watermark_advanced_ts=None if advanced is None else advanced / 1000,
         snapshots=seen.snapshots if state else None,
         data_files=seen.data_files,
-        reconciliation_delta_rows=reconciliation_delta(instance, spec.name),
         small_file_ratio=seen.small_file_ratio if state else None,
         last_maintenance_ts=(state.maintained_at or 0.0) if state else None,
     )

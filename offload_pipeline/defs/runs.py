@@ -3,7 +3,8 @@ instance, and reading back how each table fared.
 
 In-process runs are not watched by the daemon's run monitoring, so a run whose process was
 killed would stay STARTED and keep its pool slot forever. Each in-process run is tagged with its
-host and pid; the next one fails the dead ones and frees their slots before it starts.
+host and pid; the next one fails the dead ones and frees their slots before it starts, and a
+process ending before its run does (a stop that reached no safe point) fails its own.
 """
 
 import os
@@ -68,18 +69,23 @@ def run_maintenance(
 def reclaim_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Fail this host's in-process runs whose process is gone and free their pool slots."""
     host = socket.gethostname()
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={HOST_TAG: host})
-    )
     reclaimed = []
-    for run in runs:
+    for run in _started_runs(instance, {HOST_TAG: host}):
         pid = int(run.tags.get(PID_TAG, "0"))
         if pid and _alive(pid):
             continue
-        instance.report_run_failed(run, f"run process {pid} on {host} is gone")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        _fail(instance, run, f"run process {pid} on {host} is gone")
         reclaimed.append(run.run_id)
     return reclaimed
+
+
+def fail_own_runs(instance: dg.DagsterInstance, reason: str) -> list[str]:
+    """Fail the runs this process still has STARTED and free their pool slots, for a process
+    about to end before its runs finish."""
+    runs = _started_runs(instance, in_process_tags())
+    for run in runs:
+        _fail(instance, run, reason)
+    return [run.run_id for run in runs]
 
 
 def in_process_tags() -> dict[str, str]:
@@ -152,6 +158,17 @@ def _failed(table: str, event: dg.DagsterEvent) -> TableOutcome:
         error_type=error_type_of(event),
         message=message or (data.error.message.strip() if data.error else None),
     )
+
+
+def _started_runs(instance: dg.DagsterInstance, tags: Mapping[str, str]) -> list[dg.DagsterRun]:
+    filters = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags=dict(tags))
+    return list(instance.get_runs(filters=filters))
+
+
+def _fail(instance: dg.DagsterInstance, run: dg.DagsterRun, reason: str) -> None:
+    """Record ``run`` as failed; its pool slots are freed too (failing alone keeps them)."""
+    instance.report_run_failed(run, reason)
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
 def _alive(pid: int) -> bool:

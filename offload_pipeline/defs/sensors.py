@@ -5,6 +5,7 @@ import dagster as dg
 from offload_pipeline.defs.eventlog import RUN_FAILURE, TIMEOUT, run_attempts, will_retry
 from offload_pipeline.defs.metrics import MetricsState, metrics_tick, push_last_run
 from offload_pipeline.defs.resources import OffloadResource
+from offload_pipeline.metrics.budget import PushBudget
 
 METRICS_SENSOR = "offload_metrics_sensor"
 RUN_FAILURE_SENSOR = "offload_run_failure_sensor"
@@ -49,5 +50,9 @@ def offload_run_failure_sensor(
         for a in run_attempts(context.instance, run, names)
         if a.error_type in (RUN_FAILURE, TIMEOUT)
     }
+    budget = PushBudget()
     for table in sorted(died):
-        push_last_run(offload.config.pushgateway_url, context.instance, table, run.run_id)
+        config = offload.config
+        push_last_run(
+            config.pushgateway_url, config.pipeline, context.instance, table, run.run_id, budget
+        )

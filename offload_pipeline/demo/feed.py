@@ -138,6 +138,33 @@ def seed(
     return written
 
 
+def seed_bulk(path: Path, table: str, rows: int, start_us: int, end_us: int) -> None:
+    """Write ``rows`` trades evenly spread over ``[start_us, end_us)``, generated inside SQLite.
+
+    For volumes where the row-by-row ``seed`` would dominate (millions of rows in seconds);
+    sequence numbers and offsets continue after the table's largest.
+    """
+    with connect(path) as conn:
+        create_table(conn, table)
+        name = quote(table)
+        (seq,) = conn.execute(f"SELECT coalesce(max(sequence_number), 0) FROM {name}").fetchone()
+        step = max(1, (end_us - start_us) // max(rows, 1))
+        conn.execute(
+            f"""
+            WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+            INSERT INTO {name} ({", ".join(COLUMNS)})
+            SELECT ? + i * ?, ? + i,
+                   CASE i % 4 WHEN 0 THEN 'BTCUSDT' WHEN 1 THEN 'ETHUSDT' WHEN 2 THEN 'SOLUSDT'
+                        ELSE 'XRPUSDT' END,
+                   printf('%.8f', 1000 + (abs(random()) % 100000000) / 1e4),
+                   printf('%.8f', (abs(random()) % 1000000000) / 1e8),
+                   printf('%.8f', (abs(random()) % 100000000000) / 1e4),
+                   ? + i * ? - 1000, ? + i, (? + i) % 6, ? + i * ?
+            FROM n""",
+            (rows, start_us, step, seq + 1, start_us, step, seq + 1, seq + 1, start_us, step),
+        )
+
+
 def generate(
     path: Path,
     tables: Iterable[str],

@@ -37,6 +37,17 @@ class Service:
     url: str
     process: subprocess.Popen[bytes]
 
+    def ui_url(self) -> str:
+        """The page a person should open: Debian's Prometheus ships only the classic UI, so its
+        root redirects to a page that answers 404; ``/classic/graph`` is then the one that works."""
+        if self.name != "prometheus":
+            return self.url
+        try:
+            with urllib.request.urlopen(f"{self.url}/graph", timeout=2):
+                return f"{self.url}/graph"
+        except OSError:
+            return f"{self.url}/classic/graph"
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -154,6 +165,38 @@ def start_alertmanager(data_dir: Path, config: dict[str, Any], port: int | None 
         "--cluster.listen-address=",
     ]
     return _start("alertmanager", args, f"http://127.0.0.1:{port}", data_dir)
+
+
+def start_monitoring(
+    docker_dir: Path,
+    state_dir: Path,
+    *,
+    pushgateway_port: int,
+    prometheus_port: int,
+    alertmanager_port: int,
+    webhook_url: str | None,
+) -> list[Service]:
+    """Pushgateway, Alertmanager and Prometheus wired together with the configs under
+    ``docker_dir`` (the Pushgateway first); if one cannot start, the others are stopped again."""
+    services: list[Service] = []
+    try:
+        pushgateway = start_pushgateway(state_dir / "pushgateway", port=pushgateway_port)
+        services.append(pushgateway)
+        alertmanager = start_alertmanager(
+            state_dir / "alertmanager",
+            alertmanager_config(docker_dir, webhook_url),
+            port=alertmanager_port,
+        )
+        services.append(alertmanager)
+        prometheus = prometheus_config(
+            docker_dir, pushgateway.url, prometheus_port, alertmanager.url
+        )
+        services.append(start_prometheus(state_dir / "prometheus", prometheus, prometheus_port))
+    except BaseException:
+        for service in services:
+            service.stop()
+        raise
+    return services
 
 
 def _write_config(data_dir: Path, name: str, config: dict[str, Any]) -> Path:

@@ -143,6 +143,7 @@ class TableGauges:
     watermark_ts: float | None = None
     source_max_ts: float | None = None
     lag_seconds: float | None = None
+    watermark_advanced_ts: float | None = None
     snapshots: int | None = None
     data_files: int | None = None
     schema_changes_total: int | None = None
@@ -201,6 +202,7 @@ def table_families(table: str, totals: TableTotals, state: TableGauges) -> Itera
         ("offload_watermark_timestamp_seconds", state.watermark_ts),
         ("offload_source_max_timestamp_seconds", state.source_max_ts),
         ("offload_lag_seconds", state.lag_seconds),
+        ("offload_watermark_advanced_timestamp_seconds", state.watermark_advanced_ts),
         ("offload_iceberg_snapshots", state.snapshots),
         ("offload_iceberg_data_files", state.data_files),
         ("offload_reconciliation_delta_rows", state.reconciliation_delta_rows),

@@ -2,7 +2,8 @@
 name is spelled; it mirrors the contract's metric tables.
 
 Per-table metrics carry the labels ``table`` and ``layer`` and are pushed under the grouping key
-``{job="iceberg_offload", table=<name>}``; pipeline-wide ones under ``{job="iceberg_offload"}``.
+``{job="iceberg_offload", pipeline=<pipeline>, table=<name>}``; pipeline-wide ones under
+``{job="iceberg_offload", pipeline=<pipeline>}`` (see ``metrics.push``).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "offload_consecutive_failures",
         "gauge",
-        "Failed offload attempts since the last success.",
+        "Failed offload runs since the last success (retries inside a run count once).",
         "table",
     ),
     MetricSpec(
@@ -131,7 +132,13 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "offload_lag_seconds",
         "gauge",
-        "Hot-tier newest event time minus the watermark, never negative.",
+        "min(hot-tier newest event time, now) minus the watermark, never negative.",
+        "table",
+    ),
+    MetricSpec(
+        "offload_watermark_advanced_timestamp_seconds",
+        "gauge",
+        "Wall-clock time of the Iceberg commit that last moved the watermark.",
         "table",
     ),
     MetricSpec(

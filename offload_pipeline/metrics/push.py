@@ -1,8 +1,11 @@
 """Pushes to the Pushgateway: one grouping key per table, POST only, short timeouts, never raises.
 
 POST (``pushadd``) replaces only the metric families it carries, so the hooks' gauges and the
-sensor's counters share a table's group without erasing each other. A failed push is logged and
-reported as False: metrics must never fail or stall an offload.
+sensor's counters share a table's group without erasing each other. Every group carries the
+deployment's ``pipeline`` label, so deployments sharing a Pushgateway never touch each other's
+groups. A failed push is logged and reported as False: metrics must never fail or stall an offload.
+Pushes of one tick or run share one ``PushBudget`` (``budget.py``), so a Pushgateway that never
+answers costs seconds per cycle.
 """
 
 from __future__ import annotations
@@ -17,51 +20,91 @@ from prometheus_client import CollectorRegistry, delete_from_gateway, pushadd_to
 from prometheus_client.core import Metric
 from prometheus_client.exposition import default_handler
 
+from offload_pipeline.config import DEFAULT_PIPELINE
+from offload_pipeline.metrics.budget import PushBudget
 from offload_pipeline.metrics.collect import registry_of
 from offload_pipeline.metrics.contract import JOB
 
 log = logging.getLogger(__name__)
 
-PUSH_TIMEOUT_SECONDS = 2.0
 Handler = Callable[..., Callable[[], None]]
 
 
-def table_key(table: str) -> dict[str, str]:
-    """Grouping key of a table's metrics (``job`` is added by the client)."""
-    return {"table": table}
+def group_key(pipeline: str, table: str | None = None) -> dict[str, str]:
+    """Grouping key of the pipeline-wide group, or of ``table``'s group (``job`` is added by the
+    client)."""
+    return {"pipeline": pipeline} if table is None else {"pipeline": pipeline, "table": table}
 
 
 def push_table(
-    url: str, table: str, families: Iterable[Metric], handler: Handler = default_handler
+    url: str,
+    pipeline: str,
+    table: str,
+    families: Iterable[Metric],
+    handler: Handler = default_handler,
+    budget: PushBudget | None = None,
 ) -> bool:
-    """Replace ``families`` in the table's group."""
-    return _push("POST", url, table_key(table), registry_of(families), handler)
+    """Replace ``families`` in the table's group ``{job, pipeline, table}``."""
+    return _push("POST", url, group_key(pipeline, table), registry_of(families), handler, budget)
 
 
-def push_pipeline(url: str, families: Iterable[Metric], handler: Handler = default_handler) -> bool:
-    """Replace ``families`` in the pipeline-wide group ``{job="iceberg_offload"}``."""
-    return _push("POST", url, {}, registry_of(families), handler)
+def push_pipeline(
+    url: str,
+    pipeline: str,
+    families: Iterable[Metric],
+    handler: Handler = default_handler,
+    budget: PushBudget | None = None,
+) -> bool:
+    """Replace ``families`` in the pipeline-wide group ``{job, pipeline}``."""
+    return _push("POST", url, group_key(pipeline), registry_of(families), handler, budget)
 
 
-def delete_table(url: str, table: str, handler: Handler = default_handler) -> bool:
-    """Delete the group of a table that is no longer configured."""
-    return _push("DELETE", url, table_key(table), None, handler)
+def delete_group(
+    url: str,
+    key: dict[str, str],
+    handler: Handler = default_handler,
+    budget: PushBudget | None = None,
+) -> bool:
+    """Delete one group of this job (a key from ``group_key`` or ``stale_groups``)."""
+    return _push("DELETE", url, key, None, handler, budget)
 
 
-def pushed_tables(url: str) -> set[str] | None:
-    """Tables that have a group of this job in the Pushgateway (None if it cannot be asked)."""
+def stale_groups(
+    url: str, pipeline: str, tables: Iterable[str], budget: PushBudget | None = None
+) -> list[dict[str, str]] | None:
+    """Grouping keys of ``pipeline``'s table groups whose table is not in ``tables`` (None if the
+    Pushgateway cannot be asked).
+
+    Groups of other pipelines are never returned. The default pipeline also owns the groups
+    pushed before groups carried a ``pipeline`` label: they would otherwise stay forever, beside
+    their labelled successors.
+    """
+    budget = budget or PushBudget()
+    timeout = budget.timeout(url)
+    if timeout is None:
+        return None
     try:
-        with urllib.request.urlopen(f"{url}/api/v1/metrics", timeout=PUSH_TIMEOUT_SECONDS) as r:
+        with (
+            budget.spending(url),
+            urllib.request.urlopen(f"{url}/api/v1/metrics", timeout=timeout) as r,
+        ):
             groups = json.load(r)["data"]
     except Exception as e:  # noqa: BLE001 - any failure means "unknown", logged
         log.warning("cannot list Pushgateway groups at %s: %s", url, e)
         return None
-    tables = set()
+    configured = set(tables)
+    stale = []
     for group in groups:
         labels: dict[str, Any] = group.get("labels", {})
-        if labels.get("job") == JOB and "table" in labels:
-            tables.add(labels["table"])
-    return tables
+        if labels.get("job") != JOB:
+            continue
+        key = {k: str(v) for k, v in labels.items() if k != "job"}
+        if "pipeline" not in key:
+            if pipeline == DEFAULT_PIPELINE:
+                stale.append(key)  # unlabelled: pushed by an earlier version of the default
+        elif key["pipeline"] == pipeline and key.get("table", "") not in configured | {""}:
+            stale.append(key)
+    return sorted(stale, key=lambda k: sorted(k.items()))
 
 
 def _push(
@@ -70,27 +113,29 @@ def _push(
     grouping_key: dict[str, str],
     registry: CollectorRegistry | None,
     handler: Handler,
+    budget: PushBudget | None,
 ) -> bool:
     if not url:
         return False
+    budget = budget or PushBudget()
+    timeout = budget.timeout(url)
+    if timeout is None:
+        return False
     try:
-        if method == "DELETE":
-            delete_from_gateway(
-                url,
-                job=JOB,
-                grouping_key=grouping_key,
-                timeout=PUSH_TIMEOUT_SECONDS,
-                handler=handler,
-            )
-        else:
-            pushadd_to_gateway(
-                url,
-                job=JOB,
-                registry=registry,
-                grouping_key=grouping_key,
-                timeout=PUSH_TIMEOUT_SECONDS,
-                handler=handler,
-            )
+        with budget.spending(url):
+            if method == "DELETE":
+                delete_from_gateway(
+                    url, job=JOB, grouping_key=grouping_key, timeout=timeout, handler=handler
+                )
+            else:
+                pushadd_to_gateway(
+                    url,
+                    job=JOB,
+                    registry=registry,
+                    grouping_key=grouping_key,
+                    timeout=timeout,
+                    handler=handler,
+                )
     except Exception as e:  # noqa: BLE001 - a metrics outage must never fail an offload
         log.warning("metrics push (%s %s) to %s failed: %s", method, grouping_key, url, e)
         return False

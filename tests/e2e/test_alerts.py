@@ -5,6 +5,8 @@ ports, intervals and the webhook address are rewritten."""
 import json
 import threading
 import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -102,7 +104,7 @@ def test_failure_alert_fires_reaches_the_webhook_and_resolves(project, pushgatew
         assert fired["annotations"]["runbook_url"].endswith(
             "docs/runbooks/failures.md#icebergoffloadconsecutivefailures"
         )
-        assert "3 attempts in a row" in fired["annotations"]["description"]
+        assert "3 runs in a row" in fired["annotations"]["description"]
 
         mend_table(project, TABLE)
         assert cycle(project, [TABLE])[0].success
@@ -111,5 +113,108 @@ def test_failure_alert_fires_reaches_the_webhook_and_resolves(project, pushgatew
         assert resolved["labels"]["table"] == TABLE
     finally:
         prometheus.stop()
+        alertmanager.stop()
+        webhook.server.shutdown()
+
+
+def post_alerts(alertmanager, *alerts: dict[str, str]) -> None:
+    """Send alerts to Alertmanager the way Prometheus does (labels carry `cluster`, the external
+    label of docker/prometheus/prometheus.yml)."""
+    now = datetime.now(UTC)
+    body = [
+        {
+            "labels": {"cluster": "local", **labels},
+            "annotations": {"summary": labels["alertname"]},
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(minutes=10)).isoformat(),
+        }
+        for labels in alerts
+    ]
+    request = urllib.request.Request(
+        f"{alertmanager.url}/api/v2/alerts",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def notified(webhook: Webhook, receiver: str) -> list[tuple[tuple[str, ...], dict[str, str]]]:
+    """(sorted alert names, group labels) of every notification ``receiver`` got."""
+    return [
+        (tuple(sorted(a["labels"]["alertname"] for a in m["alerts"])), m["groupLabels"])
+        for m in webhook.received
+        if m["receiver"] == receiver
+    ]
+
+
+def test_one_stuck_table_pages_once_and_a_dead_sensor_hides_no_failure(tmp_path):
+    webhook = Webhook()
+    intervals = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+    alertmanager = start_alertmanager(
+        tmp_path / "alertmanager", alertmanager_config(DOCKER, webhook.url, intervals)
+    )
+    red_a = {"pipeline": "red", "table": "a", "severity": "critical"}
+    try:
+        # the table's runs keep failing, and the metrics sensor of its pipeline is dead
+        post_alerts(
+            alertmanager,
+            {"alertname": ALERT, **red_a},
+            {"alertname": "IcebergOffloadSchedulerDown", "pipeline": "red", "severity": "critical"},
+            {
+                "alertname": "IcebergOffloadTableNotReporting",
+                "pipeline": "red",
+                "table": "b",
+                "severity": "warning",
+            },
+            # another deployment with a table of the same name
+            {"alertname": "IcebergOffloadLagCritical", **red_a, "pipeline": "blue"},
+            {"alertname": "IcebergOffloadWatchdog", "severity": "none"},
+        )
+        wait_for(lambda: len(notified(webhook, "pager")) >= 3, 30, "three pages")
+        # the lag and the stale watermark of the failing table join its incident later
+        post_alerts(
+            alertmanager,
+            {"alertname": "IcebergOffloadLagCritical", **red_a},
+            {"alertname": "IcebergOffloadWatermarkStale", **red_a},
+            {"alertname": "IcebergOffloadLagElevated", **red_a, "severity": "warning"},
+        )
+        time.sleep(5)  # five group intervals: any update would have been sent
+
+        pages = notified(webhook, "pager")
+        assert sorted(pages, key=str) == sorted(
+            [
+                ((ALERT,), {"cluster": "local", "pipeline": "red", "table": "a"}),
+                (("IcebergOffloadSchedulerDown",), {"cluster": "local", "pipeline": "red"}),
+                (
+                    ("IcebergOffloadLagCritical",),
+                    {"cluster": "local", "pipeline": "blue", "table": "a"},
+                ),
+            ],
+            key=str,
+        ), pages
+        # the dead sensor's frozen "not reporting" and the failing table's warning stay quiet
+        assert notified(webhook, "default") == []
+        assert [names for names, _ in notified(webhook, "watchdog")] == [
+            ("IcebergOffloadWatchdog",)
+        ]
+        with urllib.request.urlopen(f"{alertmanager.url}/api/v2/alerts", timeout=5) as r:
+            state = {
+                (a["labels"]["alertname"], a["labels"].get("pipeline"), a["labels"].get("table")): (
+                    a["status"]["inhibitedBy"]
+                )
+                for a in json.load(r)
+            }
+        assert state[(ALERT, "red", "a")] == []
+        assert state[("IcebergOffloadLagCritical", "blue", "a")] == []
+        for muted in (
+            ("IcebergOffloadLagCritical", "red", "a"),
+            ("IcebergOffloadWatermarkStale", "red", "a"),
+            ("IcebergOffloadLagElevated", "red", "a"),
+            ("IcebergOffloadTableNotReporting", "red", "b"),
+        ):
+            assert state[muted], muted
+    finally:
         alertmanager.stop()
         webhook.server.shutdown()

@@ -54,6 +54,7 @@ def substitute(expr: str, table: str = ".*") -> str:
     for variable, value in (
         ("${table}", table),
         ("$table", table),
+        ("$pipeline", "default"),
         ("${__rate_interval}", RATE_INTERVAL),
         ("$__rate_interval", RATE_INTERVAL),
         ("$__range", "1h"),

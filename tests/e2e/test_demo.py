@@ -1,9 +1,11 @@
 """`offload-pipeline demo` starts everything a newcomer needs, and Ctrl-C stops all of it."""
 
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -54,6 +56,9 @@ def test_demo_starts_feed_monitoring_and_dagster_then_stops_cleanly(project, tmp
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
         urls = [
@@ -69,9 +74,16 @@ def test_demo_starts_feed_monitoring_and_dagster_then_stops_cleanly(project, tmp
         first = project.hot_count()
         time.sleep(2)
         assert project.hot_count() > first  # the feed writes
+        # every URL the demo prints opens (Debian's Prometheus has only the classic UI)
+        printed = re.findall(r"^[A-Za-z ]+:\s+(http://\S+)", "".join(lines), re.MULTILINE)
+        assert len(printed) == 4, lines
+        for url in printed:
+            assert _ready(url), url
     finally:
         demo.send_signal(signal.SIGINT)
-        out, _ = demo.communicate(timeout=60)
+        demo.wait(timeout=60)
+        reader.join(timeout=10)
+    out = "".join(lines)
     assert demo.returncode == 0, out[-3000:]
     for service_port in (pg, prom, am):
         assert f"http://127.0.0.1:{service_port}" in out

@@ -1,5 +1,6 @@
 """Hooks and sensors against a real Pushgateway and a real Prometheus: every metric true."""
 
+import json
 import logging
 import sqlite3
 import subprocess
@@ -257,6 +258,80 @@ def test_removed_table_has_its_group_deleted(project, pushgateway, tmp_path):
     assert value(pushgateway, "offload_tables_configured") == 2
 
 
+def test_two_pipelines_share_a_pushgateway_and_delete_only_their_own_groups(pushgateway, tmp_path):
+    from tests.conftest import Project, write_config
+
+    def deployment(pipeline: str, tables: list[str]) -> Project:
+        directory = tmp_path / pipeline
+        directory.mkdir(exist_ok=True)
+        config = write_config(
+            directory, metrics={"pipeline": pipeline}, tables=[{"name": t} for t in tables]
+        )
+        return Project(dir=directory, config_path=config)
+
+    red, blue = deployment("red", DEMO_TABLES), deployment("blue", DEMO_TABLES)
+    for table in DEMO_TABLES:
+        red.seed(10, table=table)
+        blue.seed(10, table=table)
+    tick(red)
+    tick(blue)
+
+    def tables_of(pipeline: str) -> set[str]:
+        name = "offload_source_max_timestamp_seconds"
+        return {
+            dict(labels)["table"]
+            for (n, labels), _ in samples(pushgateway).items()
+            if n == name and ("pipeline", pipeline) in labels
+        }
+
+    # the same table names, one group per pipeline and table
+    assert tables_of("red") == tables_of("blue") == set(DEMO_TABLES)
+    assert value(pushgateway, "offload_tables_configured", pipeline="red") == 3
+
+    # blue drops two tables: only blue's groups of them go
+    deployment("blue", [BINANCE])
+    tick(blue)
+    assert tables_of("blue") == {BINANCE}
+    assert tables_of("red") == set(DEMO_TABLES)
+    assert value(pushgateway, "offload_tables_configured", pipeline="blue") == 1
+    assert value(pushgateway, "offload_tables_configured", pipeline="red") == 3
+
+    # red drops another: blue's remaining group stays
+    deployment("red", [KRAKEN])
+    tick(red)
+    assert tables_of("red") == {KRAKEN}
+    assert tables_of("blue") == {BINANCE}
+    assert value(pushgateway, "offload_heartbeat_timestamp_seconds", pipeline="blue") is not None
+
+
+def test_only_the_default_pipeline_deletes_unlabelled_groups(project, pushgateway, tmp_path):
+    from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+
+    from tests.conftest import write_config
+
+    # groups as an earlier version pushed them, without a pipeline label
+    for key in ({"table": BINANCE}, {}):
+        registry = CollectorRegistry()
+        Gauge("offload_tables_configured", "old", registry=registry).set(3)
+        pushadd_to_gateway(pushgateway.url, job=JOB, registry=registry, grouping_key=key)
+
+    def unlabelled() -> int:
+        return sum(
+            1
+            for (n, labels), _ in samples(pushgateway).items()
+            if n == "push_time_seconds" and "pipeline" not in dict(labels)
+        )
+
+    assert unlabelled() == 2
+    write_config(project.dir, metrics={"pipeline": "red"})
+    tick(project)
+    assert unlabelled() == 2  # they may belong to another deployment
+    write_config(project.dir)
+    tick(project)
+    assert unlabelled() == 0
+    assert value(pushgateway, "offload_tables_configured", pipeline="default") == 3
+
+
 def test_a_killed_run_counts_as_run_failure(project, pushgateway):
     project.seed(20_000, table=BINANCE)
     killed = project.cli("run", "--table", BINANCE, failpoint="append.after")
@@ -301,3 +376,187 @@ def test_pushed_exposition_passes_promtool_check_metrics(project, pushgateway):
         ["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True
     )
     assert out.returncode == 0 and out.stdout.strip() == "" and out.stderr.strip() == "", out
+
+
+LAST_RUN_GAUGES = (
+    "offload_last_run_timestamp_seconds",
+    "offload_last_success_timestamp_seconds",
+    "offload_last_run_success",
+    "offload_last_run_duration_seconds",
+    "offload_last_run_rows",
+    "offload_consecutive_failures",
+)
+# what no durable state can give back: the Pushgateway's own push times, the sensor's clock
+PER_PUSH = ("push_time_seconds", "push_failure_time_seconds", "offload_heartbeat_timestamp_seconds")
+
+
+def corrupt_catalog(project) -> None:
+    """Make the SQL catalog unreadable: its SQLite file replaced by garbage, the real one kept."""
+    path = project.dir / "catalog.db"
+    path.rename(path.with_suffix(".away"))
+    path.write_bytes(b"this is not a database\n" * 64)
+
+
+def restore_catalog(project) -> None:
+    path = project.dir / "catalog.db"
+    path.with_suffix(".away").replace(path)
+
+
+def with_retries(project, tmp_path) -> None:
+    """The config's default retries (3), with a tiny delay so the test stays fast."""
+    from tests.conftest import write_config
+
+    write_config(
+        tmp_path,
+        run={
+            "batch_rows": 10_000,
+            "lock_dir": "locks",
+            "retry": {"max_retries": 3, "delay_seconds": 0.01},
+        },
+    )
+    assert project.config.run.max_retries == 3
+
+
+def test_a_failed_run_counts_once_in_the_failure_streak_however_often_it_retried(
+    project, pushgateway, tmp_path
+):
+    with_retries(project, tmp_path)
+    project.seed(300, table=BINANCE)
+    assert cycle(project, [BINANCE])[0].success
+    assert value(pushgateway, "offload_consecutive_failures", table=BINANCE) == 0
+    corrupt_catalog(project)  # catalog_unavailable: retryable, so every retry runs and fails
+    for expected in (1, 2):
+        (outcome,) = cycle(project, [BINANCE])
+        assert not outcome.success and outcome.error_type == "catalog_unavailable"
+        assert value(pushgateway, "offload_consecutive_failures", table=BINANCE) == expected
+    # the retries did run: 2 runs of 4 attempts each
+    tick(project)
+    assert value(pushgateway, "offload_runs_total", table=BINANCE, status="failure") == 8
+    assert value(pushgateway, "offload_consecutive_failures", table=BINANCE) == 2
+    restore_catalog(project)
+    assert cycle(project, [BINANCE])[0].success
+    assert value(pushgateway, "offload_consecutive_failures", table=BINANCE) == 0
+    tick(project)
+    assert value(pushgateway, "offload_consecutive_failures", table=BINANCE) == 0
+
+
+def test_a_restarted_pushgateway_gets_every_series_back_in_one_tick(project, tmp_path, monkeypatch):
+    gateway = start_pushgateway(tmp_path / "pg1")
+    monkeypatch.setenv("OFFLOAD_PUSHGATEWAY_URL", gateway.url)
+    try:
+        for table in DEMO_TABLES:
+            project.seed(500, table=table)
+        assert all(o.success for o in cycle(project))
+        break_table(project, KRAKEN)
+        for _ in range(2):
+            outcomes = {o.table: o.success for o in cycle(project)}
+            assert outcomes == {BINANCE: True, KRAKEN: False, COINBASE: True}
+        state = tick(project)
+        before = {k: v for k, v in samples(gateway).items() if k[0] not in PER_PUSH}
+        assert value(gateway, "offload_consecutive_failures", table=KRAKEN) == 2
+        for name in LAST_RUN_GAUGES:
+            assert value(gateway, name, table=KRAKEN) is not None, name
+
+        port = int(gateway.url.rsplit(":", 1)[1])
+        gateway.stop()
+        gateway = start_pushgateway(tmp_path / "pg2", port=port)
+        assert samples(gateway) == {}
+        tick(project, state)
+        after = {k: v for k, v in samples(gateway).items() if k[0] not in PER_PUSH}
+        assert after == before
+        assert value(gateway, "offload_consecutive_failures", table=KRAKEN) == 2
+        assert value(gateway, "offload_last_run_success", table=KRAKEN) == 0
+        assert value(gateway, "offload_last_run_rows", table=BINANCE) == 0  # nothing new
+    finally:
+        gateway.stop()
+
+
+def test_an_unreadable_catalog_pushes_none_of_the_iceberg_series(project, tmp_path, monkeypatch):
+    iceberg_series = (
+        "offload_rows_total",
+        "offload_late_rows_total",
+        "offload_schema_changes_total",
+        "offload_watermark_timestamp_seconds",
+        "offload_lag_seconds",
+        "offload_watermark_advanced_timestamp_seconds",
+        "offload_iceberg_snapshots",
+        "offload_iceberg_data_files",
+        "offload_iceberg_small_file_ratio",
+        "offload_last_maintenance_timestamp_seconds",
+    )
+    gateway = start_pushgateway(tmp_path / "pg1")
+    monkeypatch.setenv("OFFLOAD_PUSHGATEWAY_URL", gateway.url)
+    try:
+        project.seed(700, table=BINANCE)
+        assert cycle(project, [BINANCE])[0].success
+        state = tick(project)
+        pushed = {name: value(gateway, name, table=BINANCE) for name in iceberg_series}
+        assert pushed["offload_rows_total"] == 700
+        assert all(v is not None for v in pushed.values()), pushed
+
+        corrupt_catalog(project)
+        tick(project, state)
+        # the values pushed before stay: no zero that Prometheus would read as a counter reset
+        assert {name: value(gateway, name, table=BINANCE) for name in iceberg_series} == pushed
+
+        # and an emptied Pushgateway gets none of them while the catalog stays unreadable
+        port = int(gateway.url.rsplit(":", 1)[1])
+        gateway.stop()
+        gateway = start_pushgateway(tmp_path / "pg2", port=port)
+        tick(project, state)
+        for name in iceberg_series:
+            assert value(gateway, name, table=BINANCE) is None, name
+        # what does not come from Iceberg is still there
+        assert value(gateway, "offload_runs_total", table=BINANCE, status="success") == 1
+        assert value(gateway, "offload_source_max_timestamp_seconds", table=BINANCE) is not None
+        assert value(gateway, "offload_last_run_success", table=BINANCE) == 1
+
+        restore_catalog(project)
+        tick(project, state)
+        assert {name: value(gateway, name, table=BINANCE) for name in iceberg_series} == pushed
+    finally:
+        gateway.stop()
+
+
+def test_a_row_stamped_a_day_ahead_never_inflates_the_lag(project, pushgateway):
+    project.seed(1_000, table=BINANCE, span_seconds=600)
+    assert cycle(project, [BINANCE])[0].success
+    project.seed(1, table=BINANCE, span_seconds=1, now=time.time() + 86_400)
+    cycle(project, [BINANCE])  # nothing due: the future row waits for its time
+    tick(project)
+    source_max = value(pushgateway, "offload_source_max_timestamp_seconds", table=BINANCE)
+    watermark = value(pushgateway, "offload_watermark_timestamp_seconds", table=BINANCE)
+    lag = value(pushgateway, "offload_lag_seconds", table=BINANCE)
+    assert source_max - time.time() > 86_000
+    assert lag == pytest.approx(time.time() - watermark, abs=30) and lag < 120
+
+    out = project.cli("status", "--json", "--table", BINANCE)
+    assert out.returncode == 0, out.stderr
+    (entry,) = json.loads(out.stdout)["tables"]
+    assert entry["source_max"] > entry["watermark"]
+    assert 0 <= entry["lag_seconds"] < 120
+
+
+def test_watermark_advanced_is_the_time_of_the_last_offload_commit(project, pushgateway):
+    project.seed(500, table=BINANCE)
+    started = time.time()
+    assert cycle(project, [BINANCE])[0].success
+    tick(project)
+    advanced = value(pushgateway, "offload_watermark_advanced_timestamp_seconds", table=BINANCE)
+    assert started - 1 <= advanced <= time.time()
+
+    # a run with nothing new and a compaction commit nothing that moves the watermark
+    assert cycle(project, [BINANCE])[0].success
+    assert all(o.success for o in maintenance(project, [BINANCE]))
+    tick(project)
+    assert (
+        value(pushgateway, "offload_watermark_advanced_timestamp_seconds", table=BINANCE)
+        == advanced
+    )
+
+    project.seed(10, table=BINANCE, span_seconds=1)
+    assert cycle(project, [BINANCE])[0].success
+    tick(project)
+    assert (
+        value(pushgateway, "offload_watermark_advanced_timestamp_seconds", table=BINANCE) > advanced
+    )

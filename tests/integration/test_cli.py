@@ -19,6 +19,10 @@ def test_seed_run_status_verify(project):
     assert ran.returncode == 0, ran.stderr[-3000:]
     for table in DEMO_TABLES:
         assert f"{table}: ok rows=2000" in ran.stdout
+    # clean output: no beta warning, and each log line of the core printed once
+    assert "Warning" not in ran.stderr, ran.stderr
+    committed = [line for line in ran.stderr.splitlines() if ": committed 2000 rows" in line]
+    assert len(committed) == 3, ran.stderr
 
     status = project.cli("status", "--json")
     assert status.returncode == 0

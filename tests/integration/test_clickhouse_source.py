@@ -27,10 +27,11 @@ from offload_pipeline.core.sources.clickhouse import (
     clickhouse_arrow_type,
     clickhouse_nullable,
     count_between_sql,
+    count_by_day_sql,
     max_event_time_sql,
     null_count_sql,
 )
-from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.core.window import DAY, MICROS, CursorValue, Window
 from offload_pipeline.demo.feed import TRADES_SCHEMA
 from offload_pipeline.errors import (
     NullCursorError,
@@ -182,6 +183,21 @@ def test_window_bounds_and_ties_in_the_generated_sql(ch_project, chdb_client):
     ) as snap:
         chdb_client.command(f"TRUNCATE TABLE `{db}`.t")
         assert snap.max_event_time() is None
+
+
+def test_count_by_day_cuts_utc_days_and_the_cursor(ch, chdb_client):
+    db = ch.database
+    chdb_client.command(
+        f"CREATE TABLE `{db}`.d (ts DateTime64(6, 'UTC'), seq Int64) ENGINE = MergeTree "
+        "ORDER BY (ts, seq)"
+    )
+    # days 1 and 2 after the epoch; two rows tie at day 2 + 5 s, the cut falls between them
+    rows = [(DAY - 1, 1), (DAY + 10 * MICROS, 2), (2 * DAY, 3), (2 * DAY + 5 * MICROS, 4)]
+    rows += [(2 * DAY + 5 * MICROS, 5), (3 * DAY + 1, 6)]
+    values = ", ".join(f"(fromUnixTimestamp64Micro(toInt64({ts}), 'UTC'), {s})" for ts, s in rows)
+    chdb_client.command(f"INSERT INTO `{db}`.d SELECT * FROM (SELECT * FROM VALUES({values}))")
+    sql = count_by_day_sql(db, "d", "ts", "seq", DAY, CursorValue(2 * DAY + 5 * MICROS, 4))
+    assert sorted(chdb_client.query(sql).result_rows) == [(0, 1), (1, 2)]
 
 
 @pytest.mark.parametrize(

@@ -291,7 +291,7 @@ def test_the_maintenance_job_runs_on_the_instance_and_its_time_survives_a_pushga
     assert pushed(pushgateway, metric, table=DEMO_TABLES[1]) is None
 
     # an empty Pushgateway gets it back from the Iceberg property with one sensor tick
-    assert push.delete_table(pushgateway.url, TABLE)
+    assert push.delete_group(pushgateway.url, push.group_key(project.config.pipeline, TABLE))
     assert pushed(pushgateway, metric, table=TABLE) is None
     tick = project.cli("push-metrics")
     assert tick.returncode == 0, tick.stderr[-3000:]

@@ -15,7 +15,7 @@ import pytest
 
 from offload_pipeline.config import load_config
 from offload_pipeline.core.sources import open_source
-from offload_pipeline.core.window import Window
+from offload_pipeline.core.window import DAY, MICROS, CursorValue, Window
 from offload_pipeline.demo.feed import TRADES_SCHEMA
 from offload_pipeline.errors import (
     OffloadTimeoutError,
@@ -360,3 +360,29 @@ def test_reads_stream_in_bounded_batches(pg_project):
         sizes = [b.num_rows for b in snap.read(Window(None, 2**62), 10_000)]
     assert sum(sizes) == 60_000
     assert len(sizes) > 1 and max(sizes) < 60_000
+
+
+@pytest.mark.parametrize("column_type", ["timestamptz", "timestamp"])
+def test_count_by_day_cuts_utc_days_and_the_cursor(pg_hot, tmp_path, column_type):
+    pg_hot.execute(f"CREATE TABLE days (ts {column_type} NOT NULL, seq bigint NOT NULL)")
+    # 2026-03-01 is day 20513 since the epoch; two rows tie at 2026-03-02 00:00:05
+    pg_hot.execute(
+        "INSERT INTO days VALUES ('2026-02-28 23:59:59.999999', 1), ('2026-03-01 00:00:10', 2), "
+        "('2026-03-02 00:00:00', 3), ('2026-03-02 00:00:05', 4), ('2026-03-02 00:00:05', 5), "
+        "('2026-03-03 00:00:01', 6)"
+    )
+    path = write_config(
+        tmp_path,
+        sources={"hot": pg_hot.source()},
+        defaults={
+            "cursor": {"event_time": "ts", "tie_breaker": "seq"},
+            "primary_key": ["seq"],
+            "settle_delay_seconds": 0,
+        },
+        tables=[{"name": "days"}],
+    )
+    spec = load_config(path).table("days")
+    day = 20513 * DAY
+    with open_source(spec.source).snapshot(spec) as snap:
+        counts = snap.count_by_day(day, CursorValue(day + DAY + 5 * MICROS, 4))
+    assert counts == {day: 1, day + DAY: 2}

@@ -234,8 +234,24 @@ def test_the_table_variable(dashboard):
     table = variables["table"]
     assert table["type"] == "query"
     assert table["datasource"]["uid"] == "${datasource}"
-    assert table["query"]["query"] == "label_values(offload_source_max_timestamp_seconds, table)"
+    assert table["query"]["query"] == (
+        'label_values(offload_source_max_timestamp_seconds{pipeline="$pipeline"}, table)'
+    )
     assert table["multi"] is True and table["includeAll"] is True and table["allValue"] == ".*"
+
+
+def test_one_pipeline_at_a_time(dashboard):
+    # deployments sharing a Prometheus may have tables of the same name: a query over several
+    # pipelines would add them together in every `sum by (table)`
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    pipeline = variables["pipeline"]
+    assert pipeline["multi"] is False and pipeline["includeAll"] is False
+    assert pipeline["current"]["value"] == "default"
+    for expr in expressions(dashboard):
+        if "offload_" in expr:
+            selectors = re.findall(r'(?<!\$)\{((?:[^{}"]|"[^"]*")*)\}', expr)
+            offload = [s for s in selectors if "iceberg_offload" in s]
+            assert offload and all('pipeline="$pipeline"' in s for s in offload), expr
 
 
 def test_per_table_queries_filter_by_the_table_variable(dashboard):
@@ -362,7 +378,8 @@ def test_the_required_panels_are_there(dashboard):
         "offload_iceberg_small_file_ratio",
         "offload_last_maintenance_timestamp_seconds",
         "offload_reconciliation_delta_rows",
-        'ALERTS{alertstate="firing", alertname=~"IcebergOffload.*"}',
+        'ALERTS{alertstate="firing", alertname=~"IcebergOffload.*", '
+        'alertname!="IcebergOffloadWatchdog"}',
     ):
         assert needle in exprs, f"no panel queries {needle}"
     for q in ("0.5", "0.95", "0.99"):

@@ -171,6 +171,19 @@ BAD = {
         lambda d: d.update(maintenance={"enabled": "yes"}),
         "maintenance: enabled: must be true or false, got 'yes'",
     ),
+    # it becomes a label value and a Pushgateway URL path segment
+    "pipeline with a slash": (
+        lambda d: d.update(metrics={"pipeline": "eu/prod"}),
+        "metrics: pipeline: 'eu/prod' is not a safe label value",
+    ),
+    "pipeline empty": (
+        lambda d: d.update(metrics={"pipeline": ""}),
+        "metrics: pipeline: '' is not a safe label value",
+    ),
+    "pipeline not a string": (
+        lambda d: d.update(metrics={"pipeline": 7}),
+        "metrics: pipeline: 7 is not a safe label value",
+    ),
 }
 
 
@@ -225,6 +238,12 @@ def test_pushgateway_env_overrides_config(tmp_path, monkeypatch):
     assert load_config(path).pushgateway_url == ""  # the isolation fixture sets it empty
     monkeypatch.delenv("OFFLOAD_PUSHGATEWAY_URL")
     assert load_config(path).pushgateway_url == "http://a:9091"
+
+
+def test_pipeline_defaults_to_default_and_is_read_from_metrics(tmp_path):
+    assert load_config(write_config(tmp_path)).pipeline == "default"
+    path = _with(tmp_path, lambda d: d.update(metrics={"pipeline": "eu-prod.2"}))
+    assert load_config(path).pipeline == "eu-prod.2"
 
 
 def test_maintenance_defaults_and_overrides(tmp_path):

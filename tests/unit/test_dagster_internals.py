@@ -6,6 +6,7 @@ from offload_pipeline.defs.dagster_internals import (
     CHECKED_AGAINST,
     StepEventStatus,
     UnresolvedAssetJobDefinition,
+    has_log_record_metadata,
 )
 
 
@@ -22,3 +23,14 @@ def test_define_asset_job_returns_the_annotated_type():
 
 def test_step_statuses_read_from_step_stats_exist():
     assert {s.name for s in StepEventStatus} >= {"SUCCESS", "FAILURE", "SKIPPED", "IN_PROGRESS"}
+
+
+def test_records_dagster_has_handled_are_marked():
+    import logging
+
+    from dagster._core.log_manager import LOG_RECORD_METADATA_ATTR
+
+    record = logging.makeLogRecord({"msg": "x"})
+    assert not has_log_record_metadata(record)
+    setattr(record, LOG_RECORD_METADATA_ATTR, {})
+    assert has_log_record_metadata(record)

@@ -46,3 +46,30 @@ def test_every_alert_in_the_docs_exists_in_the_rules():
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
     for name, where in _mentions(r"\b(IcebergOffload[A-Za-z]+)\b").items():
         assert name in alerts, f"alert {name} in {sorted(where)} is not in the rules"
+
+
+def _architecture_tree() -> set[str]:
+    """Module paths listed in the tree of docs/architecture.md (nesting by two-space indent)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    stack: list[str] = []
+    modules = set()
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        name = line.split()[0]
+        stack = [*stack[:depth], name.rstrip("/")]
+        if name.endswith(".py"):
+            modules.add("/".join(stack))
+    return modules
+
+
+def test_the_architecture_tree_lists_every_module():
+    package = ROOT / "offload_pipeline"
+    actual = {
+        p.relative_to(ROOT).as_posix()
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py" or p.parent.name == "sources"
+    }
+    assert _architecture_tree() == actual

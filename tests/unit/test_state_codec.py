@@ -96,3 +96,13 @@ states = st.builds(
 @given(states)
 def test_any_state_survives_a_round_trip(committed):
     assert decode_state(encode_state(committed)) == committed
+
+
+def test_only_an_offload_snapshot_moved_the_watermark():
+    offload = {state.SUMMARY_RUN_ID: "r1", state.SUMMARY_ROWS: "10"}
+    assert state.is_offload_commit(offload)
+    backfill_append = {**offload, state.SUMMARY_BACKFILL: "[a, b)"}
+    backfill_delete = {state.SUMMARY_RUN_ID: "r2", state.SUMMARY_BACKFILL: "[a, b)"}
+    compaction = {state.SUMMARY_MAINTENANCE: "compaction", state.SUMMARY_RUN_ID: "r3"}
+    for summary in (backfill_append, backfill_delete, compaction, {}):
+        assert not state.is_offload_commit(summary), summary

@@ -89,20 +89,40 @@ def test_successive_windows_cover_every_row_exactly_once(rows, bounds):
 
 
 def test_lag_is_the_event_time_the_watermark_trails_the_newest_row():
-    assert lag_seconds(NOW, NOW - 90 * MICROS) == 90.0
-    assert lag_seconds(NOW, NOW) == 0.0
+    assert lag_seconds(NOW, NOW - 90 * MICROS, now_us=NOW) == 90.0
+    assert lag_seconds(NOW, NOW, now_us=NOW) == 0.0
+    # a newest row from the past: the lag is event time, not the wall clock
+    assert lag_seconds(NOW - 3600 * MICROS, NOW - 3690 * MICROS, now_us=NOW) == 90.0
 
 
 def test_lag_is_never_negative():
     # a watermark ahead of the hot tier (its newest rows deleted by retention)
-    assert lag_seconds(NOW - 5 * MICROS, NOW) == 0.0
+    assert lag_seconds(NOW - 5 * MICROS, NOW, now_us=NOW) == 0.0
+
+
+def test_a_row_stamped_in_the_future_never_inflates_the_lag():
+    a_day_ahead = NOW + 86_400 * MICROS
+    assert lag_seconds(a_day_ahead, NOW - 90 * MICROS, now_us=NOW) == 90.0
+    assert lag_seconds(a_day_ahead, NOW, now_us=NOW) == 0.0
+
+
+@given(
+    source_max=st.integers(0, 2 * NOW),
+    watermark=st.integers(0, NOW),
+    now=st.integers(NOW // 2, NOW),
+)
+def test_lag_is_bounded_by_the_wall_clock(source_max, watermark, now):
+    lag = lag_seconds(source_max, watermark, now_us=now)
+    assert lag is not None
+    assert 0 <= lag <= max(0, now - watermark) / MICROS
+    assert lag == max(0, min(source_max, now) - watermark) / MICROS
 
 
 def test_lag_before_the_first_commit_is_unknown():
-    assert lag_seconds(NOW, None) is None
+    assert lag_seconds(NOW, None, now_us=NOW) is None
 
 
 def test_lag_of_an_empty_hot_tier_is_the_callers_choice():
-    assert lag_seconds(None, NOW) is None
-    assert lag_seconds(None, None, empty_source=0.0) == 0.0
-    assert lag_seconds(None, NOW, empty_source=0.0) == 0.0
+    assert lag_seconds(None, NOW, now_us=NOW) is None
+    assert lag_seconds(None, None, now_us=NOW, empty_source=0.0) == 0.0
+    assert lag_seconds(None, NOW, now_us=NOW, empty_source=0.0) == 0.0

@@ -83,6 +83,12 @@ SUMMARY_MAINTENANCE = "offload.maintenance"
 """``compaction`` on the snapshot that rewrote small files"""
 
 
+def is_offload_commit(summary: Mapping[str, str]) -> bool:
+    """A snapshot appended by an offload, which moved the watermark (backfills and compactions
+    never move it)."""
+    return SUMMARY_ROWS in summary and SUMMARY_BACKFILL not in summary
+
+
 @dataclass(frozen=True)
 class LookbackCount:
     """Rows the hot tier held in ``[lo_ts, hi]`` when the watermark was last committed."""

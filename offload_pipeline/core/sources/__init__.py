@@ -41,6 +41,10 @@ class SourceSnapshot(Protocol):
     def count_between(self, lo_ts: int, hi: CursorValue) -> int:
         """Rows with event time >= ``lo_ts`` and cursor <= ``hi``."""
 
+    def count_by_day(self, lo_ts: int, hi: CursorValue) -> dict[int, int]:
+        """``count_between`` per UTC day in one query: {first µs of the day: rows}, days without
+        rows left out (a ``GROUP BY`` day where the backend groups cheaply)."""
+
     def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Rows of ``window`` in cursor order, in batches of about ``batch_rows``."""
 

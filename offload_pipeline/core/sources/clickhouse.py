@@ -31,7 +31,7 @@ from offload_pipeline.core.sources._common import (
     nullable_columns,
     quote,
 )
-from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.core.window import DAY, CursorValue, Window
 from offload_pipeline.errors import OffloadError, SchemaMismatchError
 
 log = logging.getLogger(__name__)
@@ -128,10 +128,26 @@ def count_between_sql(
     database: str, table: str, event_time: str, tie_breaker: str, lo_ts: int, hi: CursorValue
 ) -> str:
     """Rows with event time >= ``lo_ts`` and cursor <= ``hi``."""
+    where = _between(event_time, tie_breaker, lo_ts, hi)
+    return f"SELECT count() AS n FROM {ident(database)}.{ident(table)} WHERE {where}"
+
+
+def count_by_day_sql(
+    database: str, table: str, event_time: str, tie_breaker: str, lo_ts: int, hi: CursorValue
+) -> str:
+    """``count_between_sql`` per UTC day: (days after the midnight of ``lo_ts``, rows)."""
+    micros = f"toUnixTimestamp64Micro(toDateTime64({ident(event_time)}, 6, 'UTC'))"
+    where = _between(event_time, tie_breaker, lo_ts, hi)
+    return (
+        f"SELECT intDiv({micros} - {lo_ts // DAY * DAY}, {DAY}) AS day, count() AS n "
+        f"FROM {ident(database)}.{ident(table)} WHERE {where} GROUP BY day"
+    )
+
+
+def _between(event_time: str, tie_breaker: str, lo_ts: int, hi: CursorValue) -> str:
     ts, seq = ident(event_time), ident(tie_breaker)
     return (
-        f"SELECT count() AS n FROM {ident(database)}.{ident(table)} "
-        f"WHERE {ts} >= {micros_literal(lo_ts)} "
+        f"{ts} >= {micros_literal(lo_ts)} "
         f"AND ({ts}, {seq}) <= ({micros_literal(hi.ts)}, {int(hi.seq)})"
     )
 
@@ -294,6 +310,14 @@ class ClickHouseSnapshot:
             self._db, self._spec.source_table, c.event_time, c.tie_breaker, lo_ts, hi
         )
         return int(self._rows(sql)[0][0])
+
+    def count_by_day(self, lo_ts: int, hi: CursorValue) -> dict[int, int]:
+        c = self._spec.cursor
+        sql = count_by_day_sql(
+            self._db, self._spec.source_table, c.event_time, c.tie_breaker, lo_ts, hi
+        )
+        base = lo_ts // DAY * DAY
+        return {base + int(days) * DAY: int(n) for days, n in self._rows(sql)}
 
     def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
         c = self._spec.cursor

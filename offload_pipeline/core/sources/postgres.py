@@ -31,7 +31,7 @@ from offload_pipeline.core.sources._common import (
     nullable_columns,
     quote,
 )
-from offload_pipeline.core.window import CursorValue, Window
+from offload_pipeline.core.window import MICROS, CursorValue, Window
 from offload_pipeline.errors import OffloadError, SchemaMismatchError
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,16 @@ class PostgresSnapshot:
             f"AND ({self._ts}, {self._seq}) <= ({self._lit(hi.ts)}, {int(hi.seq)})"
         )
         return int(self.fetch(sql)[0][0])
+
+    def count_by_day(self, lo_ts: int, hi: CursorValue) -> dict[int, int]:
+        # the session's time zone is UTC, so date_trunc cuts at UTC midnight for either column
+        # type, and a plain timestamp's epoch is taken as UTC like everywhere else
+        sql = (
+            f"SELECT extract(epoch FROM date_trunc('day', {self._ts}))::bigint, count(*) "
+            f"FROM {self._table} WHERE {self._ts} >= {self._lit(lo_ts)} "
+            f"AND ({self._ts}, {self._seq}) <= ({self._lit(hi.ts)}, {int(hi.seq)}) GROUP BY 1"
+        )
+        return {int(seconds) * MICROS: int(n) for seconds, n in self.fetch(sql)}
 
     def read(self, window: Window, batch_rows: int) -> Iterator[pa.RecordBatch]:
         columns = ", ".join(_select_expression(f) for f in self.schema())

@@ -1,0 +1,75 @@
+"""The time budget shared by the pushes of one metrics tick, or of one run's hooks.
+
+A Pushgateway that accepts connections but never answers would otherwise cost the per-push timeout
+once per table, in series. Two rules bound it: each push waits at most what is left of the budget
+(and never more than ``PUSH_TIMEOUT_SECONDS``), and once a push to a URL failed in transport
+(timeout, refused, reset) the budget's later pushes to that URL are skipped, so a dead Pushgateway
+costs one timeout per tick or run. Nothing is lost for long: every tick pushes full values again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from urllib.error import HTTPError, URLError
+
+log = logging.getLogger(__name__)
+
+PUSH_TIMEOUT_SECONDS = 2.0
+BUDGET_SECONDS = 10.0
+"""time all pushes of one tick (or one run's hooks) may spend waiting on the Pushgateway"""
+
+
+class PushBudget:
+    """Time left for pushing, and the URLs found unreachable, within one tick or run.
+
+    >>> budget = PushBudget(seconds=3.0)
+    >>> budget.timeout("http://pushgateway:9091")
+    2.0
+    """
+
+    def __init__(
+        self, seconds: float = BUDGET_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.left = seconds
+        self.clock = clock
+        self.unreachable: set[str] = set()
+        self.attempts = 0
+        """pushes started (each one connection to the Pushgateway)"""
+        self.skipped = 0
+        """pushes not started: budget spent or URL unreachable"""
+
+    def timeout(self, url: str) -> float | None:
+        """How long the next push to ``url`` may wait; None when it is to be skipped."""
+        if url in self.unreachable or self.left <= 0:
+            self.skipped += 1
+            why = "unreachable earlier" if url in self.unreachable else "push time budget spent"
+            # one warning per budget: a dead Pushgateway must not flood the log once per table
+            level = logging.WARNING if self.skipped == 1 else logging.DEBUG
+            log.log(level, "metrics pushes to %s skipped for now (%s)", url, why)
+            return None
+        self.attempts += 1
+        return min(PUSH_TIMEOUT_SECONDS, self.left)
+
+    @contextmanager
+    def spending(self, url: str) -> Iterator[None]:
+        """Charge the time of the enclosed push; a transport failure marks ``url`` unreachable."""
+        started = self.clock()
+        try:
+            yield
+        except (TimeoutError, ConnectionError, URLError) as e:
+            if not isinstance(e, HTTPError):  # an HTTP answer proves the Pushgateway is there
+                self.unreachable.add(url)
+            raise
+        finally:
+            self.left -= self.clock() - started
+
+
+@functools.lru_cache(maxsize=64)
+def run_budget(run_id: str) -> PushBudget:
+    """The budget shared by the pushes of every hook and op of run ``run_id`` in this process
+    (all of them when the run executes in process); bounded for long-lived processes."""
+    return PushBudget()

@@ -34,7 +34,7 @@ from offload_pipeline.core.lock import table_lock
 from offload_pipeline.core.reconcile import reconcile
 from offload_pipeline.core.status import table_status
 from offload_pipeline.core.window import iso, to_micros
-from offload_pipeline.errors import BackfillRefusedError, OffloadError
+from offload_pipeline.errors import BackfillRefusedError, NullCursorError, OffloadError
 from offload_pipeline.signals import run_stoppable, stopped_exit_code
 
 if TYPE_CHECKING:
@@ -415,7 +415,7 @@ def verify(obj: _Context, tables: tuple[str, ...]) -> None:
         if r.null_cursor_rows:
             click.echo(
                 f"  null_cursor_rows={r.null_cursor_rows}: hot-tier rows with a NULL cursor column "
-                "are never offloaded; fill the column or delete the rows in the hot tier"
+                f"are never offloaded; {NullCursorError.remedy}"
             )
         failed |= not r.ok
     if failed:

@@ -53,6 +53,8 @@ class NullCursorError(SchemaMismatchError):
     """Raised when hot-tier rows have a NULL cursor column: no window ever holds them, so they
     would never be offloaded; the hot tier's data must be fixed, retrying cannot help."""
 
+    remedy = "fill the column or delete the rows in the hot tier"
+
 
 class CatalogUnavailableError(OffloadError):
     """Raised when the Iceberg catalog cannot be reached or loaded."""

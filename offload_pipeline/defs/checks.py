@@ -9,7 +9,7 @@ from offload_pipeline.config import TableSpec
 from offload_pipeline.core.reconcile import ClosedWindowCheck
 from offload_pipeline.defs.metadata import Metadata, MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
-from offload_pipeline.errors import OffloadError
+from offload_pipeline.errors import NullCursorError, OffloadError
 
 RECONCILIATION_CHECK = "reconciliation"
 
@@ -67,7 +67,7 @@ def check_description(check: ClosedWindowCheck) -> str:
     if check.null_cursor_rows:
         parts.append(
             f"{check.null_cursor_rows} hot-tier row(s) with a NULL cursor column, never offloaded "
-            "(fill the column or delete the rows in the hot tier)"
+            f"({NullCursorError.remedy})"
         )
     if check.missing_rows:
         parts.append(

@@ -114,6 +114,6 @@ def null_cursor_error(spec: TableSpec, counts: dict[str, int]) -> NullCursorErro
     found = ", ".join(f"{n} row(s) with '{column}' NULL" for column, n in counts.items())
     return NullCursorError(
         f"table '{spec.name}': source table '{spec.source_table}' has {found}; no window holds "
-        "such rows, so they would never be offloaded: fill the column or delete the rows in the "
-        "hot tier (nothing was written)"
+        f"such rows, so they would never be offloaded: {NullCursorError.remedy} "
+        "(nothing was written)"
     )

@@ -35,7 +35,11 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _PARTITION = re.compile(r"^\s*(\w+)\s*\(\s*(\w+)\s*\)\s*$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
-_SECRET_KEY = re.compile(r"password|secret|token|credential|private", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"password|secret|token|credential|private|key", re.IGNORECASE)
+# a secret in a URL query string (`?password=...`), as some catalog and driver URIs take one
+_SECRET_QUERY = re.compile(
+    r"([?&][^=&]*(?:password|secret|token|key)[^=&]*=)[^&#\s]*", re.IGNORECASE
+)
 
 
 # keys of a source besides `kind`, per kind, and the defaults of the optional ones
@@ -323,7 +327,10 @@ def redact(properties: Mapping[str, str]) -> dict[str, str]:
 
 
 def _strip_url_password(value: str) -> str:
-    return re.sub(r"(://[^/:@]+):[^/@]*@", r"\1@", value)
+    """``value`` without the password of a URL (up to the last ``@``, so a raw ``@`` inside the
+    password hides its tail too) and without secret query parameters."""
+    value = re.sub(r"(://[^/:@\s]+):\S*@", r"\1@", value)
+    return _SECRET_QUERY.sub(r"\1***", value)
 
 
 def _parse_sources(raw: Any, base: Path) -> dict[str, SourceSpec]:

@@ -233,6 +233,26 @@ def test_secrets_come_from_the_environment_and_are_redacted(tmp_path, monkeypatc
     assert shown["uri"] == "postgresql+psycopg2://offload@db/ice"
 
 
+def test_redaction_drops_key_properties_and_every_url_password():
+    shown = redact(
+        {
+            "type": "sql",
+            "adls.account-key": "k3y",
+            "adls.sas-token.acct": "t0k",
+            "s3.access-key-id": "id",
+            "uri": "postgresql://u:p@ss/w@rd@db:5432/ice",
+            "jdbc": "postgresql://db/ice?user=u&password=s3cr3t&sslmode=require",
+            "warehouse": "s3://bucket/wh",
+        }
+    )
+    assert shown == {
+        "type": "sql",
+        "uri": "postgresql://u@db:5432/ice",
+        "jdbc": "postgresql://db/ice?user=u&password=***&sslmode=require",
+        "warehouse": "s3://bucket/wh",
+    }
+
+
 def test_pushgateway_env_overrides_config(tmp_path, monkeypatch):
     path = _with(tmp_path, lambda d: d.update(metrics={"pushgateway_url": "http://a:9091/"}))
     assert load_config(path).pushgateway_url == ""  # the isolation fixture sets it empty

@@ -400,12 +400,16 @@ def _parse_server_source(
             raise ConfigInvalidError(
                 f"{where}.sslmode: {sslmode!r} is not one of {', '.join(SSL_MODES)}"
             )
+    database = text("database", None if kind == "postgres" else "default")
+    if kind == "clickhouse":
+        # a ClickHouse database is spelled into the generated SQL, like table and column names
+        check_identifier(database, f"{where}.database")
     return SourceSpec(
         name=name,
         kind=kind,
         host=text("host"),
         port=port,
-        database=text("database", None if kind == "postgres" else "default"),
+        database=database,
         user=text("user", None if kind == "postgres" else "default"),
         password=password,
         schema=schema,

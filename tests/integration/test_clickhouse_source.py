@@ -30,6 +30,7 @@ from offload_pipeline.core.sources.clickhouse import (
     count_by_day_sql,
     max_event_time_sql,
     null_count_sql,
+    schema_sql,
 )
 from offload_pipeline.core.window import DAY, MICROS, CursorValue, Window
 from offload_pipeline.demo.feed import TRADES_SCHEMA
@@ -138,6 +139,15 @@ def test_values_arrive_exactly(ch_project, chdb_client):
         assert row_ts == ts
         assert row["price"] == pa.scalar(price).cast(pa.decimal128(18, 8)).as_py()
         assert row["symbol"] == symbol
+
+
+def test_names_in_the_schema_query_are_string_literals_not_sql(ch_project, chdb_client):
+    db = ch_project.hot.database
+    chdb_client.command(f"CREATE TABLE `{db}`.s (ts DateTime64(6, 'UTC')) ENGINE = Memory")
+    assert chdb_client.query(schema_sql(db, "s")).result_rows == [("ts", "DateTime64(6, 'UTC')")]
+    # a quote or backslash in a name stays inside the literal: no rows, no injected condition
+    for name in ("s' OR '1'='1", "s\\' OR 1 --"):
+        assert chdb_client.query(schema_sql(db, name)).result_rows == []
 
 
 def test_window_bounds_and_ties_in_the_generated_sql(ch_project, chdb_client):

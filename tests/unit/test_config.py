@@ -119,6 +119,12 @@ BAD = {
         lambda d: d["sources"].update(hot={"kind": "clickhouse"}),
         "sources.hot.host: required for a clickhouse source",
     ),
+    "clickhouse database spelled into SQL": (
+        lambda d: d["sources"].update(
+            hot={"kind": "clickhouse", "host": "ch", "database": "x' OR '1'='1"}
+        ),
+        "sources.hot.database",
+    ),
     "clickhouse zero statement timeout": (
         lambda d: d["sources"].update(
             hot={"kind": "clickhouse", "host": "ch", "statement_timeout_seconds": 0}

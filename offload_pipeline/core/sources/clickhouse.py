@@ -108,11 +108,16 @@ def micros_literal(micros: int) -> str:
     return f"fromUnixTimestamp64Micro(toInt64({int(micros)}), 'UTC')"
 
 
+def _string(value: str) -> str:
+    """A ClickHouse string literal (backslash and quote escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def schema_sql(database: str, table: str) -> str:
     """Columns of ``database.table`` with their declared types, in table order."""
     return (
         "SELECT name, type FROM system.columns "
-        f"WHERE database = '{database}' AND table = '{table}' ORDER BY position"
+        f"WHERE database = {_string(database)} AND table = {_string(table)} ORDER BY position"
     )
 
 

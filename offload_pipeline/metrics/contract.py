@@ -203,7 +203,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "offload_heartbeat_timestamp_seconds",
         "gauge",
-        "Last tick of the metrics sensor (proves the daemon is alive).",
+        "Last tick of the metrics sensor (proves the sensor ticks, so the daemon runs it).",
         "pipeline",
     ),
 )

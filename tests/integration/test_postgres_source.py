@@ -68,6 +68,20 @@ def test_values_arrive_exactly(pg_project):
         assert row["kafka_partition"] == partition
 
 
+def _ts_seq_config(tmp_path: Path, pg_hot: PostgresHot, table: str) -> Path:
+    """A config for one PostgreSQL table with cursor (ts, seq) and key seq."""
+    return write_config(
+        tmp_path,
+        sources={"hot": pg_hot.source()},
+        defaults={
+            "cursor": {"event_time": "ts", "tie_breaker": "seq"},
+            "primary_key": ["seq"],
+            "settle_delay_seconds": 0,
+        },
+        tables=[{"name": table}],
+    )
+
+
 def test_timestamp_without_zone_numeric_and_small_ints_map_onto_iceberg(pg_hot, tmp_path):
     pg_hot.execute(
         "CREATE TABLE plain (ts timestamp NOT NULL, seq integer NOT NULL, amount numeric(10,2), "
@@ -79,16 +93,7 @@ def test_timestamp_without_zone_numeric_and_small_ints_map_onto_iceberg(pg_hot, 
         "('2026-03-01 12:00:00.000001', 2, NULL, NULL, NULL, NULL, NULL),"
         "('2026-03-01 12:00:01', 3, -0.01, -3, 'c', false, -1)"
     )
-    path = write_config(
-        tmp_path,
-        sources={"hot": pg_hot.source()},
-        defaults={
-            "cursor": {"event_time": "ts", "tie_breaker": "seq"},
-            "primary_key": ["seq"],
-            "settle_delay_seconds": 0,
-        },
-        tables=[{"name": "plain"}],
-    )
+    path = _ts_seq_config(tmp_path, pg_hot, "plain")
     project = Project(tmp_path, path, pg_hot)
     result = project.offload("plain", batch_rows=1)
     # one commit per row: the watermark moves through two rows sharing a microsecond
@@ -371,16 +376,7 @@ def test_count_by_day_cuts_utc_days_and_the_cursor(pg_hot, tmp_path, column_type
         "('2026-03-02 00:00:00', 3), ('2026-03-02 00:00:05', 4), ('2026-03-02 00:00:05', 5), "
         "('2026-03-03 00:00:01', 6)"
     )
-    path = write_config(
-        tmp_path,
-        sources={"hot": pg_hot.source()},
-        defaults={
-            "cursor": {"event_time": "ts", "tie_breaker": "seq"},
-            "primary_key": ["seq"],
-            "settle_delay_seconds": 0,
-        },
-        tables=[{"name": "days"}],
-    )
+    path = _ts_seq_config(tmp_path, pg_hot, "days")
     spec = load_config(path).table("days")
     day = 20513 * DAY
     with open_source(spec.source).snapshot(spec) as snap:

@@ -25,7 +25,6 @@ import click
 
 from offload_pipeline import __version__
 from offload_pipeline.config import CONFIG_ENV, Config, TableSpec, load_config
-from offload_pipeline.core import backfill as backfills
 from offload_pipeline.core import cancel
 from offload_pipeline.core.handle import TableHandle, open_table
 from offload_pipeline.core.iceberg.catalog import IcebergCatalog
@@ -318,26 +317,34 @@ def backfill(obj: _Context, table: str, start: str, end: str) -> None:
     """Re-offload [start, end) of a table and replace that range in Iceberg in one commit.
 
     Idempotent; repairs late rows, gaps and duplicates in the range; refused for a range reaching
-    beyond the watermark. Takes the table's writer lock like a scheduled run. (Day ranges can also
-    be backfilled from the Dagster UI: the bronze assets are partitioned by day.)
+    beyond the watermark. Takes the table's writer lock like a scheduled run. Runs in this process
+    as one run of the table's days asset, recorded in the Dagster instance (tags offload/table,
+    offload/range), as a day range backfilled from the Dagster UI is.
     """
-    (handle,) = obj.handles((table,))
-    spec = handle.spec
+    from offload_pipeline.defs.metadata import MetadataKey as K
+    from offload_pipeline.defs.runs import run_backfill
+
+    (spec,) = obj.tables((table,))
     try:
         start_ts, end_ts = _instant(start, "--start"), _instant(end, "--end")
-        run_spec = obj.config.run
-        r = run_stoppable(lambda: backfills.backfill(handle, run_spec, start_ts, end_ts))
     except OffloadError as e:
         click.echo(f"{spec.name}: FAILED error_type={e.error_type} {e}", err=True)
-        _exit_if_stopped()
         sys.exit(1)
-    for change in r.schema_changes:
-        click.echo(f"{spec.name}: schema evolved: {change}")
-    click.echo(
-        f"{spec.name}: ok range={r.range} rows_written={r.rows_written} "
-        f"rows_replaced={r.rows_replaced} rows_added={r.rows_added} "
-        f"snapshot={r.snapshot_id} seconds={r.duration_seconds:.3f}"
-    )
+
+    def runner(defs: Any, config: Config, instance: Any, names: list[str]) -> list[TableOutcome]:
+        return [run_backfill(defs, config, instance, spec.name, start_ts, end_ts)]
+
+    def describe(m: dict[str, Any]) -> str:
+        changes = m.get("schema_change_details")
+        lines = [f"schema evolved: {c}" for c in changes.split("; ")] if changes else []
+        lines.append(
+            f"ok range={m.get('range')} rows_written={m.get('rows_written')} "
+            f"rows_replaced={m.get('rows_replaced')} rows_added={m.get('rows_added')} "
+            f"snapshot={m.get('snapshot_id')} seconds={m.get(K.DURATION_SECONDS):.3f}"
+        )
+        return f"\n{spec.name}: ".join(lines)
+
+    _run_in_process(obj, (spec.name,), runner, describe)
 
 
 def _exit_if_stopped() -> None:

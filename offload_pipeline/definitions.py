@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from offload_pipeline.config import Config, load_config
-from offload_pipeline.defs.assets import build_table_asset
+from offload_pipeline.defs.assets import build_days_asset, build_table_asset
 from offload_pipeline.defs.checks import build_reconciliation_check
 from offload_pipeline.defs.jobs import build_bronze_job, build_maintenance_job, build_partitions
 from offload_pipeline.defs.resources import OffloadResource
@@ -19,11 +19,17 @@ from offload_pipeline.defs.sensors import offload_metrics_sensor, offload_run_fa
 
 
 def build_definitions(config: Config) -> dg.Definitions:
-    """Definitions for ``config``: one asset and one reconciliation check per table, the offload
-    and maintenance jobs, their schedules, the sensors."""
+    """Definitions for ``config``: per table its offload asset, its days asset and a
+    reconciliation check; the offload and maintenance jobs, their schedules, the sensors."""
     partitions = build_partitions(config)
     return dg.Definitions(
-        assets=[build_table_asset(spec, config.run, partitions) for spec in config.tables],
+        assets=[
+            *(
+                build_table_asset(spec, config.run, config.partitions_start)
+                for spec in config.tables
+            ),
+            *(build_days_asset(spec, config.run, partitions) for spec in config.tables),
+        ],
         asset_checks=[build_reconciliation_check(spec) for spec in config.tables],
         jobs=[build_bronze_job(config.run), build_maintenance_job(config)],
         schedules=[

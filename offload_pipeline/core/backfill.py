@@ -52,7 +52,13 @@ class BackfillResult:
 
 
 def backfill(
-    table: TableHandle, run: RunSpec, start_ts: int, end_ts: int, *, run_id: str | None = None
+    table: TableHandle,
+    run: RunSpec,
+    start_ts: int,
+    end_ts: int,
+    *,
+    run_id: str | None = None,
+    up_to_watermark: bool = False,
 ) -> BackfillResult:
     """Replace the rows of ``table`` with event time in ``[start_ts, end_ts)`` (µs) atomically.
 
@@ -62,6 +68,8 @@ def backfill(
         start_ts: first event time of the range (µs, inclusive).
         end_ts: end of the range (µs, exclusive); at most the committed watermark.
         run_id: recorded in the snapshot summaries (the Dagster run id); random if omitted.
+        up_to_watermark: end the range at the watermark instead of refusing a range reaching
+            beyond it (a day range still open: the offload owns its rows after the watermark).
 
     Raises:
         BackfillRefusedError: an empty range, or one reaching beyond the committed watermark.
@@ -77,6 +85,9 @@ def backfill(
     with table.writing(run) as (snap, iceberg, changes):
         state = decode_state(iceberg.properties)
         watermark = state.watermark
+        if up_to_watermark and watermark is not None and watermark.cursor.ts < end_ts:
+            end_ts = max(start_ts, watermark.cursor.ts)
+            rng = Range(spec.cursor.event_time, start_ts, end_ts)
         if watermark is None or end_ts > watermark.cursor.ts:
             raise BackfillRefusedError(
                 f"table '{spec.name}': backfill range {rng} reaches beyond the committed "

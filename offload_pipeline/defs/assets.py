@@ -1,12 +1,12 @@
-"""One software-defined asset per configured bronze table: an incremental offload, or the backfill
-of its partition range.
+"""The two assets of each configured bronze table: the offload (unpartitioned: materializing it
+offloads now) and its UTC days (materializing a day range backfills it, in one run).
 
 No ``from __future__ import annotations`` here: Dagster inspects the context annotation at runtime.
 """
 
 import warnings
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -14,9 +14,16 @@ import dagster as dg
 from offload_pipeline.config import RunSpec, TableSpec
 from offload_pipeline.core.backfill import BackfillResult
 from offload_pipeline.core.offload import OffloadResult
-from offload_pipeline.core.window import MICROS, iso, to_micros
+from offload_pipeline.core.window import DAY, MICROS, from_micros, iso, to_micros
 from offload_pipeline.defs.hooks import offload_failure_hook, offload_success_hook
-from offload_pipeline.defs.jobs import BACKFILL, GROUP, INCREMENTAL, is_incremental
+from offload_pipeline.defs.jobs import (
+    BACKFILL,
+    DAYS_GROUP,
+    GROUP,
+    INCREMENTAL,
+    days_key,
+    partition_of,
+)
 from offload_pipeline.defs.metadata import Metadata, MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.steps import pool_name, retry_policy, step_failure
@@ -39,59 +46,138 @@ def _asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]
         return dg.asset(**kwargs)
 
 
-def build_table_asset(
-    spec: TableSpec, run: RunSpec, partitions: dg.PartitionsDefinition
-) -> dg.AssetsDefinition:
-    """The asset offloading ``spec``: new hot-tier rows appended to its Iceberg table, or, in a
-    backfill, the rows of its partition range replaced."""
+def build_table_asset(spec: TableSpec, run: RunSpec, first_day: str) -> dg.AssetsDefinition:
+    """The asset offloading ``spec``: new hot-tier rows appended to its Iceberg table, and the
+    days they fell on (with any day Iceberg holds that Dagster does not know yet) reported on the
+    table's days asset from ``first_day`` on."""
 
-    @_asset(
+    @dg.asset(
         name=spec.name,
         group_name=GROUP,
         kinds={"iceberg", spec.source.kind},
         pool=pool_name(spec.name),
         hooks={offload_success_hook, offload_failure_hook},
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         freshness_policy=FRESHNESS,
         description=(
             f"Rows of hot-tier table `{spec.source_table}` ({spec.source.kind}) above the "
             f"committed watermark, appended to Iceberg table `{spec.iceberg_identifier}` "
-            "exactly once. A backfill of a day range replaces those days atomically."
+            f"exactly once. Materialize to offload now; backfill days on `{spec.name}_days`."
         ),
-        metadata={
-            "iceberg_identifier": spec.iceberg_identifier,
-            "source_table": spec.source_table,
-            "cursor": f"({spec.cursor.event_time}, {spec.cursor.tie_breaker})",
-            "partition": f"{spec.partition_transform}({spec.partition_column})",
-        },
+        metadata=_table_metadata(spec),
         retry_policy=retry_policy(run),
     )
     def _offload(
         context: dg.AssetExecutionContext, offload: OffloadResource
     ) -> dg.MaterializeResult:
         try:
-            if is_incremental(context.run.tags):
-                result = offload.offload(spec, run_id=context.run_id)
-                watermark = iso(result.watermark.cursor.ts) if result.watermark else None
-                summary = f"{result.rows} rows in {result.commits} commit(s), watermark {watermark}"
-                return _report(
-                    context, spec, summary, result.schema_changes, materialization_metadata(result)
-                )
-            window = context.partition_time_window
-            start, end = to_micros(window.start), to_micros(window.end)
-            backfill = offload.backfill(spec, start, end, run_id=context.run_id)
-            summary = (
-                f"backfill {backfill.range} replaced {backfill.rows_replaced} rows "
-                f"with {backfill.rows_written}"
-            )
-            return _report(
-                context, spec, summary, backfill.schema_changes, backfill_metadata(backfill)
-            )
+            result = offload.offload(spec, run_id=context.run_id)
+            watermark = iso(result.watermark.cursor.ts) if result.watermark else None
+            summary = f"{result.rows} rows in {result.commits} commit(s), watermark {watermark}"
+            metadata = materialization_metadata(result)
+            report = _report(context, spec, summary, result.schema_changes, metadata)
+            _report_days(context, offload, spec, first_day, result)
+            return report
         except OffloadError as e:
             raise step_failure(e, spec.name) from e
 
     return _offload
+
+
+class BackfillConfig(dg.Config):
+    """An exact range inside the run's days (the command line's ``--start``/``--end``); empty:
+    the whole days, the open day up to the watermark."""
+
+    start_us: int | None = None
+    end_us: int | None = None
+
+
+def build_days_asset(
+    spec: TableSpec, run: RunSpec, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    """The day partitions of ``spec``'s Iceberg table: materializing a day range replaces those
+    days with the hot tier's rows in one run and one commit."""
+
+    @_asset(
+        key=days_key(spec.name),
+        group_name=DAYS_GROUP,
+        kinds={"iceberg", spec.source.kind},
+        pool=pool_name(spec.name),
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=(
+            f"The UTC days of Iceberg table `{spec.iceberg_identifier}`: a day is materialized "
+            f"when Iceberg holds its rows (offloads of `{spec.name}` report the days they "
+            "write). Materializing a day range replaces those days atomically, in one run."
+        ),
+        metadata=_table_metadata(spec),
+        retry_policy=retry_policy(run),
+    )
+    def _days(
+        context: dg.AssetExecutionContext, config: BackfillConfig, offload: OffloadResource
+    ) -> dg.MaterializeResult:
+        window = context.partition_time_window
+        start = to_micros(window.start) if config.start_us is None else config.start_us
+        end = to_micros(window.end) if config.end_us is None else config.end_us
+        exact = config.end_us is not None
+        try:
+            backfill = offload.backfill(
+                spec, start, end, run_id=context.run_id, up_to_watermark=not exact
+            )
+        except OffloadError as e:
+            raise step_failure(e, spec.name) from e
+        summary = (
+            f"backfill {backfill.range} replaced {backfill.rows_replaced} rows "
+            f"with {backfill.rows_written}"
+        )
+        return _report(context, spec, summary, backfill.schema_changes, backfill_metadata(backfill))
+
+    return _days
+
+
+def _table_metadata(spec: TableSpec) -> Metadata:
+    return {
+        "iceberg_identifier": spec.iceberg_identifier,
+        "source_table": spec.source_table,
+        "cursor": f"({spec.cursor.event_time}, {spec.cursor.tie_breaker})",
+        "partition": f"{spec.partition_transform}({spec.partition_column})",
+    }
+
+
+def _report_days(
+    context: dg.AssetExecutionContext,
+    offload: OffloadResource,
+    spec: TableSpec,
+    first_day: str,
+    result: OffloadResult,
+) -> None:
+    """Materialize, on the days asset, each day this offload wrote and each day Iceberg holds
+    that has no materialization yet: its partition status is then what Iceberg holds."""
+    first = to_micros(datetime.fromisoformat(first_day).replace(tzinfo=UTC))
+    end = (to_micros(datetime.now(UTC)) // DAY + 1) * DAY
+    held = offload.days_held(spec, first, end)
+    key = days_key(spec.name)
+    known = context.instance.get_materialized_partitions(key)
+    written = _days_written(result)
+    for day, rows in sorted(held.items()):
+        partition = partition_of(from_micros(day))
+        if day in written or partition not in known:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=key,
+                    partition=partition,
+                    description=f"{spec.name}: Iceberg holds {rows} row(s) of {partition}",
+                    metadata={MetadataKey.MODE: INCREMENTAL, "iceberg_rows": rows},
+                )
+            )
+
+
+def _days_written(result: OffloadResult) -> set[int]:
+    """Midnights (µs) of the days this offload's window spans, when it wrote rows."""
+    window = result.window
+    if not result.rows or window is None:
+        return set()
+    lo = window.lo.ts if window.lo else window.hi_ts
+    return set(range(lo // DAY * DAY, window.hi_ts // DAY * DAY + 1, DAY))
 
 
 def _report(
@@ -146,6 +232,7 @@ def backfill_metadata(result: BackfillResult) -> Metadata:
         "rows_added": dg.MetadataValue.int(result.rows_added),
         MetadataKey.DURATION_SECONDS: dg.MetadataValue.float(round(result.duration_seconds, 3)),
         "schema_changes": dg.MetadataValue.int(len(result.schema_changes)),
+        "schema_change_details": "; ".join(result.schema_changes) or None,
         "snapshot_id": str(result.snapshot_id) if result.snapshot_id is not None else None,
     }
     return {key: value for key, value in metadata.items() if value is not None}

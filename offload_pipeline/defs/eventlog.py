@@ -19,7 +19,7 @@ import dagster as dg
 from offload_pipeline import errors
 from offload_pipeline.defs.checks import RECONCILIATION_CHECK
 from offload_pipeline.defs.dagster_internals import RunStepKeyStatsSnapshot, StepEventStatus
-from offload_pipeline.defs.jobs import BACKFILL, BRONZE_JOB, is_incremental
+from offload_pipeline.defs.jobs import BACKFILL, BRONZE_JOB, is_backfill
 from offload_pipeline.defs.metadata import MetadataKey
 from offload_pipeline.metrics.collect import LastRun
 
@@ -191,9 +191,8 @@ def run_duration(instance: dg.DagsterInstance, run_id: str) -> float | None:
 
 
 def is_cycle(run: dg.DagsterRun) -> bool:
-    """An incremental run of the bronze job (scheduled or ``offload-pipeline run``) is one
-    cycle."""
-    return run.job_name == BRONZE_JOB and is_incremental(run.tags)
+    """A run of the bronze job (scheduled or ``offload-pipeline run``) is one cycle."""
+    return run.job_name == BRONZE_JOB and not is_backfill(run.tags)
 
 
 def will_retry(run: dg.DagsterRun) -> bool:
@@ -202,8 +201,9 @@ def will_retry(run: dg.DagsterRun) -> bool:
 
 
 def run_tables(run: dg.DagsterRun, tables: Sequence[str]) -> set[str]:
-    """The configured tables ``run`` set out to offload (none for a backfill run)."""
-    if not is_incremental(run.tags):
+    """The configured tables ``run`` set out to offload: its steps named after a table (a days
+    asset's step is not); none for a backfill run."""
+    if is_backfill(run.tags):
         return set()
     if run.asset_selection is not None:
         return {key.to_user_string() for key in run.asset_selection}

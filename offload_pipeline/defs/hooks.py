@@ -1,11 +1,11 @@
-"""Success and failure hooks on every bronze asset: push the table's last-run gauges at once,
+"""Success and failure hooks on every offload asset (not the days assets: backfills are not
+offload attempts, their outcome is in the Dagster UI): push the table's last-run gauges at once,
 within one push budget per run."""
 
 import logging
 
 import dagster as dg
 
-from offload_pipeline.defs.jobs import is_incremental
 from offload_pipeline.defs.metrics import push_last_run
 from offload_pipeline.metrics.budget import run_budget
 
@@ -25,9 +25,6 @@ def offload_failure_hook(context: dg.HookContext) -> None:
 
 
 def _push(context: dg.HookContext) -> None:
-    run = context.instance.get_run_by_id(context.run_id)
-    if run is None or not is_incremental(run.tags):
-        return  # backfills are not offload attempts: their outcome is in the Dagster UI
     try:
         config = context.resources.offload.config
         push_last_run(

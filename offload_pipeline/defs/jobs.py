@@ -1,10 +1,10 @@
-"""The two jobs (the bronze offload cycle, Iceberg maintenance), the daily partitions, and the two
-kinds of bronze run.
+"""The two jobs (the bronze offload cycle, Iceberg maintenance), the daily partitions, and the
+asset keys and tags of the two kinds of bronze run.
 
-Every bronze asset is partitioned by UTC day so the Dagster UI can backfill a day range in one
-run. A run tagged ``offload/mode=incremental`` (the schedule, ``offload-pipeline run``) offloads
-everything above the watermark whatever its partition says; any other run (a backfill, or a
-partition materialized by hand) replaces the rows of its partition range.
+Each table has two assets on one Iceberg table: the unpartitioned offload asset (named after the
+table; materializing it offloads everything above the watermark) and its day-partitioned
+``<table>_days`` asset (materializing a day range replaces those days, in one run). Offload runs
+report the days they wrote on the days asset, so its partition status is what Iceberg holds.
 """
 
 from __future__ import annotations
@@ -19,16 +19,28 @@ from offload_pipeline.defs.dagster_internals import UnresolvedAssetJobDefinition
 from offload_pipeline.defs.maintenance import build_maintenance_op
 
 GROUP = "bronze"
+DAYS_GROUP = "bronze_days"
 BRONZE_JOB = "bronze_offload_job"
 MAINTENANCE_JOB = "iceberg_maintenance_job"
 MODE_TAG = "offload/mode"
 INCREMENTAL = "incremental"
 BACKFILL = "backfill"
 INCREMENTAL_TAGS = {MODE_TAG: INCREMENTAL}
+TABLE_TAG = "offload/table"
+RANGE_TAG = "offload/range"
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def days_key(table: str) -> dg.AssetKey:
+    """The day-partitioned asset of ``table``: one partition per UTC day of its Iceberg table."""
+    return dg.AssetKey(f"{table}_days")
 
 
 def build_partitions(config: Config) -> dg.DailyPartitionsDefinition:
-    """UTC days from the configured start up to and including today (today is still open)."""
+    """UTC days from the configured start up to and including today (today is still open: a
+    backfill of it ends at the watermark)."""
     return dg.DailyPartitionsDefinition(
         start_date=config.partitions_start, end_offset=1, timezone="UTC"
     )
@@ -39,13 +51,16 @@ def partition_of(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def is_incremental(tags: Mapping[str, str]) -> bool:
-    """Whether a run with ``tags`` is an incremental offload (else: a backfill of its range)."""
-    return tags.get(MODE_TAG) == INCREMENTAL
+def is_backfill(tags: Mapping[str, str]) -> bool:
+    """Whether a run with ``tags`` backfills a day range: tagged so, or a partitioned run that is
+    not an incremental one (the bronze assets were partitioned before 2026-12)."""
+    if tags.get(MODE_TAG) in (INCREMENTAL, BACKFILL):
+        return tags[MODE_TAG] == BACKFILL
+    return PARTITION_TAG in tags or RANGE_START_TAG in tags
 
 
 def build_bronze_job(run: RunSpec) -> UnresolvedAssetJobDefinition:
-    """All bronze assets in one run (one *cycle*), killed by run monitoring past its runtime."""
+    """All offload assets in one run (one *cycle*), killed by run monitoring past its runtime."""
     return dg.define_asset_job(
         BRONZE_JOB,
         selection=dg.AssetSelection.groups(GROUP),

@@ -12,7 +12,11 @@ from offload_pipeline.core.handle import TableHandle, open_table
 from offload_pipeline.core.iceberg.catalog import IcebergCatalog
 from offload_pipeline.core.maintenance import MaintenanceResult, maintain
 from offload_pipeline.core.offload import OffloadResult, offload
-from offload_pipeline.core.reconcile import ClosedWindowCheck, check_closed_windows
+from offload_pipeline.core.reconcile import (
+    ClosedWindowCheck,
+    check_closed_windows,
+    iceberg_day_counts,
+)
 
 
 class OffloadResource(dg.ConfigurableResource):
@@ -36,9 +40,26 @@ class OffloadResource(dg.ConfigurableResource):
         """One offload attempt of ``spec`` under its writer lock."""
         return offload(self.table(spec), self.config.run, run_id=run_id)
 
-    def backfill(self, spec: TableSpec, start_ts: int, end_ts: int, run_id: str) -> BackfillResult:
+    def backfill(
+        self, spec: TableSpec, start_ts: int, end_ts: int, run_id: str, up_to_watermark: bool
+    ) -> BackfillResult:
         """Replace ``[start_ts, end_ts)`` of ``spec`` under its writer lock."""
-        return backfill(self.table(spec), self.config.run, start_ts, end_ts, run_id=run_id)
+        return backfill(
+            self.table(spec),
+            self.config.run,
+            start_ts,
+            end_ts,
+            run_id=run_id,
+            up_to_watermark=up_to_watermark,
+        )
+
+    def days_held(self, spec: TableSpec, first_ts: int, end_ts: int) -> dict[int, int]:
+        """Rows per UTC day (keyed by its midnight, µs) that Iceberg holds in
+        ``[first_ts, end_ts)``; empty before the first commit."""
+        iceberg = self.catalog.load(spec)
+        if iceberg is None:
+            return {}
+        return iceberg_day_counts(iceberg, spec.cursor.event_time, first_ts, end_ts)
 
     def maintain(self, spec: TableSpec, run_id: str) -> MaintenanceResult:
         """Iceberg maintenance of ``spec`` under its writer lock."""

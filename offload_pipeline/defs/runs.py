@@ -1,5 +1,5 @@
-"""Running a job in this process (``offload-pipeline run`` and ``maintain``) against the Dagster
-instance, and reading back how each table fared.
+"""Running a job in this process (``offload-pipeline run``, ``maintain`` and ``backfill``) against
+the Dagster instance, and reading back how each table fared.
 
 In-process runs are not watched by the daemon's run monitoring, so a run whose process was
 killed would stay STARTED and keep its pool slot forever. Each in-process run is tagged with its
@@ -10,15 +10,28 @@ process ending before its run does (a stop that reached no safe point) fails its
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
 from offload_pipeline.config import Config
+from offload_pipeline.core.window import from_micros, iso
 from offload_pipeline.defs.eventlog import RUN_FAILURE, error_type_of
-from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, MAINTENANCE_JOB, partition_of
+from offload_pipeline.defs.jobs import (
+    BACKFILL,
+    BRONZE_JOB,
+    INCREMENTAL_TAGS,
+    MAINTENANCE_JOB,
+    MODE_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    RANGE_TAG,
+    TABLE_TAG,
+    days_key,
+    partition_of,
+)
 from offload_pipeline.defs.maintenance import op_name
 
 HOST_TAG = "offload/host"
@@ -48,8 +61,55 @@ def run_cycle(
         _asset_step,
         tags=INCREMENTAL_TAGS,
         asset_selection=[dg.AssetKey(name) for name in names],
-        partition_key=partition_of(datetime.now(UTC)),
     )
+
+
+def run_backfill(
+    defs: dg.Definitions,
+    config: Config,
+    instance: dg.DagsterInstance,
+    table: str,
+    start_us: int,
+    end_us: int,
+) -> TableOutcome:
+    """Replace ``[start_us, end_us)`` of ``table`` in this process: one run of its days asset
+    over the days the range touches, as a UI range backfill is, given the exact range."""
+    spec = config.table(table)
+    key = days_key(spec.name)
+    first, last = _day_range(config, start_us, end_us)
+    rng = f"[{iso(start_us)}, {iso(end_us)})"
+    job = defs.resolve_implicit_job_def_def_for_assets([key])
+    assert job is not None  # every days asset is in the definitions
+    (outcome,) = _execute(
+        job,
+        instance,
+        [key.to_user_string()],
+        _asset_step,
+        tags={
+            MODE_TAG: BACKFILL,
+            TABLE_TAG: spec.name,
+            RANGE_TAG: rng,
+            RANGE_START_TAG: first,
+            RANGE_END_TAG: last,
+        },
+        asset_selection=[key],
+        run_config=dg.RunConfig(
+            ops={key.to_python_identifier(): {"config": {"start_us": start_us, "end_us": end_us}}}
+        ),
+    )
+    return replace(outcome, table=spec.name)
+
+
+def _day_range(config: Config, start_us: int, end_us: int) -> tuple[str, str]:
+    """The first and last day partition ``[start_us, end_us)`` touches, inside the partitions."""
+    first_day, today = config.partitions_start, partition_of(datetime.now(UTC))
+    days = (
+        partition_of(from_micros(start_us)),
+        partition_of(from_micros(max(start_us, end_us - 1))),
+    )
+    # iso days compare as strings
+    first, last = (min(max(day, first_day), today) for day in days)
+    return first, last
 
 
 def run_maintenance(

@@ -4,30 +4,23 @@ starts unless ``schedule.enabled: false``) and the daily Iceberg maintenance."""
 import dagster as dg
 
 from offload_pipeline.config import MaintenanceSpec
-from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, MAINTENANCE_JOB, partition_of
+from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, MAINTENANCE_JOB
 
 BRONZE_SCHEDULE = "bronze_offload_schedule"
 MAINTENANCE_SCHEDULE = "iceberg_maintenance_schedule"
 
 
 def build_bronze_schedule(cron: str, enabled: bool = True) -> dg.ScheduleDefinition:
-    """Run the bronze job incrementally on ``cron`` (UTC), as the partition of the tick's day."""
-
-    @dg.schedule(
+    """Run the bronze job (one incremental cycle) on ``cron`` (UTC)."""
+    return dg.ScheduleDefinition(
         name=BRONZE_SCHEDULE,
         job_name=BRONZE_JOB,
         cron_schedule=cron,
         execution_timezone="UTC",
         default_status=_status(enabled),
+        tags=INCREMENTAL_TAGS,
         description="One incremental offload cycle over every bronze table.",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        return dg.RunRequest(
-            partition_key=partition_of(context.scheduled_execution_time),
-            tags=INCREMENTAL_TAGS,
-        )
-
-    return _schedule
 
 
 def build_maintenance_schedule(settings: MaintenanceSpec) -> dg.ScheduleDefinition:

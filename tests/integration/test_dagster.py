@@ -12,7 +12,7 @@ import yaml
 
 from offload_pipeline.config import load_config
 from offload_pipeline.definitions import build_definitions, defs
-from offload_pipeline.defs.jobs import BRONZE_JOB, MODE_TAG
+from offload_pipeline.defs.jobs import BRONZE_JOB, MODE_TAG, days_key
 from offload_pipeline.defs.runs import run_cycle
 from offload_pipeline.defs.schedules import BRONZE_SCHEDULE
 from offload_pipeline.defs.steps import pool_name
@@ -58,21 +58,26 @@ def test_the_code_location_reads_its_config_when_loaded_not_when_imported(
         defs()
     monkeypatch.setenv("OFFLOAD_CONFIG", str(project.config_path))
     keys = defs().resolve_asset_graph().get_all_asset_keys()
-    assert {key.to_user_string() for key in keys} == set(DEMO_TABLES)
+    assert {key.to_user_string() for key in keys} == {
+        *DEMO_TABLES,
+        *(f"{t}_days" for t in DEMO_TABLES),
+    }
 
 
-def test_one_asset_per_table_with_group_kind_pool_and_retry(project):
+def test_per_table_an_unpartitioned_offload_asset_and_a_single_run_days_asset(project):
     defs = build_definitions(project.config)
-    graph = defs.resolve_asset_graph()
-    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == set(DEMO_TABLES)
     for name in DEMO_TABLES:
         asset = defs.resolve_assets_def(name)
+        # unpartitioned: the UI's Materialize launches at once, no partition dialog
+        assert asset.partitions_def is None
         assert asset.group_names_by_key[dg.AssetKey(name)] == "bronze"
         assert "iceberg" in asset.specs_by_key[dg.AssetKey(name)].kinds
         assert asset.op.pool == pool_name(name)
-        assert asset.backfill_policy == dg.BackfillPolicy.single_run()
-        assert asset.partitions_def.start.strftime("%Y-%m-%d") == project.config.partitions_start
+        days = defs.resolve_assets_def(days_key(name))
+        assert days.group_names_by_key[days_key(name)] == "bronze_days"
+        assert days.op.pool == pool_name(name)  # a backfill and an offload never overlap
+        assert days.backfill_policy == dg.BackfillPolicy.single_run()
+        assert days.partitions_def.start.strftime("%Y-%m-%d") == project.config.partitions_start
         policy = asset.specs_by_key[dg.AssetKey(name)].freshness_policy
         # the same bounds as the lag alerts, so the UI and Prometheus tell the same story
         lag = yaml.safe_load((ROOT / "docker" / "prometheus" / "thresholds.yml").read_text())
@@ -104,7 +109,7 @@ def test_schedule_tick_requests_a_run_of_the_bronze_job(project):
         )
         result = schedule.evaluate_tick(context)
     (request,) = result.run_requests
-    assert request.partition_key == "2026-03-04"
+    assert request.partition_key is None
     assert request.tags[MODE_TAG] == "incremental"
     assert schedule.job_name == BRONZE_JOB
 

@@ -1,13 +1,15 @@
-"""Backfills and the reconciliation check through Dagster: day partitions, a single-run range
-backfill, refusal of the open day, and check severities, on a real Dagster instance."""
+"""Backfills and the reconciliation check through Dagster: the days asset's partition status is
+what Iceberg holds, a range backfill is one run replacing those days, the open day ends at the
+watermark, and check severities, on a real Dagster instance."""
 
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
+from offload_pipeline.core.window import DAY, iso
 from offload_pipeline.definitions import build_definitions
-from offload_pipeline.defs.jobs import BRONZE_JOB
+from offload_pipeline.defs.jobs import days_key, partition_of
 from offload_pipeline.defs.runs import run_cycle
 from tests.hot_tiers import DEMO_TABLES
 
@@ -20,11 +22,12 @@ def _day(days_ago: int) -> str:
 
 
 def _backfill(config, instance, first: str, last: str):
-    """What the UI launches for a range with a single-run backfill policy."""
-    job = build_definitions(config).resolve_job_def(BRONZE_JOB)
+    """What the UI launches for a range of the days asset (single-run backfill policy)."""
+    key = days_key(TABLE)
+    job = build_definitions(config).resolve_implicit_job_def_def_for_assets([key])
     return job.execute_in_process(
         instance=instance,
-        asset_selection=[dg.AssetKey(TABLE)],
+        asset_selection=[key],
         tags={
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,
@@ -57,7 +60,7 @@ def test_a_range_backfill_is_one_run_that_replaces_those_days(offloaded):
         result = _backfill(project.config, instance, _day(3), _day(1))
         assert result.success
         events = result.get_asset_materialization_events()  # one run, every day of the range
-        materializations = instance.fetch_materializations(dg.AssetKey(TABLE), limit=10).records
+        materializations = instance.fetch_materializations(days_key(TABLE), limit=10).records
     assert {e.partition for e in events} == {_day(3), _day(2), _day(1)}
     metadata = events[0].materialization.metadata
     assert metadata["mode"].value == "backfill"
@@ -70,21 +73,54 @@ def test_a_range_backfill_is_one_run_that_replaces_those_days(offloaded):
     assert project.reconcile().ok
 
 
-def test_the_open_day_is_refused_without_retries(offloaded):
+def _days_in_iceberg(project) -> set[str]:
+    """The UTC days Iceberg holds rows for, read with pyiceberg."""
+    column = project.spec().cursor.event_time
+    moments = project.catalog().load(project.spec()).scan().to_arrow()[column].to_pylist()
+    return {partition_of(moment.replace(tzinfo=UTC)) for moment in moments}
+
+
+def test_every_day_iceberg_holds_is_materialized_and_no_other(offloaded):
+    project = offloaded
     with dg.DagsterInstance.get() as instance:
-        result = _backfill(offloaded.config, instance, _day(0), _day(0))
-        assert not result.success
-        failures = [
-            e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
-        ]
-        retries = [
-            e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
-        ]
-    (failure,) = failures
-    data = failure.step_failure_data.user_failure_data
-    assert data.metadata["error_type"].value == "config_invalid"
-    assert "reaches beyond the committed watermark" in data.description
-    assert retries == []
+        materialized = instance.get_materialized_partitions(days_key(TABLE))
+    held = _days_in_iceberg(project)
+    assert len(held) == 4  # three days ago up to today
+    assert materialized == held
+
+
+def test_days_iceberg_held_before_dagster_knew_are_reported_by_the_next_offload(project):
+    project.seed(2_000, span_seconds=3 * 86_400)
+    project.offload()  # committed outside Dagster: the instance knows no day
+    project.seed(10)
+    config = project.config
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_materialized_partitions(days_key(TABLE)) == set()
+        (outcome,) = run_cycle(build_definitions(config), config, instance, [TABLE])
+        assert outcome.success
+        materialized = instance.get_materialized_partitions(days_key(TABLE))
+    assert materialized == _days_in_iceberg(project)
+
+
+def test_the_open_day_backfills_up_to_the_watermark_and_leaves_later_rows_to_the_offload(
+    offloaded,
+):
+    project = offloaded
+    watermark = project.state().watermark
+    rows = project.iceberg_rows()
+    project.seed(50, span_seconds=1)
+    with dg.DagsterInstance.get() as instance:
+        result = _backfill(project.config, instance, _day(0), _day(0))
+        assert result.success
+        (event,) = result.get_asset_materialization_events()
+        assert project.iceberg_rows() == rows  # nothing after the watermark written
+        assert project.state().watermark == watermark
+        (outcome,) = run_cycle(build_definitions(project.config), project.config, instance, [TABLE])
+    assert event.materialization.metadata["range"].value == (
+        f"[{iso(watermark.cursor.ts // DAY * DAY)}, {iso(watermark.cursor.ts)})"
+    )
+    assert outcome.success and outcome.metadata["rows"] == 50
+    assert project.reconcile().ok
 
 
 def test_the_check_passes_then_warns_on_late_rows(offloaded):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages the tests and the demo use: promtool (prometheus), amtool
 # (prometheus-alertmanager), the Pushgateway and the PostgreSQL server (the tests start throwaway
-# clusters with scripts/start-postgres.sh). Installs only what is missing; starts nothing.
+# clusters with scripts/start-postgres.sh) and chromium (the browser test of the Dagster UI).
+# Installs only what is missing; starts nothing.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,7 @@ command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 \
   || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -150,14 +150,21 @@ def _report_days(
     first_day: str,
     result: OffloadResult,
 ) -> None:
-    """Materialize, on the days asset, each day this offload wrote and each day Iceberg holds
-    that has no materialization yet: its partition status is then what Iceberg holds."""
-    first = to_micros(datetime.fromisoformat(first_day).replace(tzinfo=UTC))
-    end = (to_micros(datetime.now(UTC)) // DAY + 1) * DAY
-    held = offload.days_held(spec, first, end)
+    """Materialize, on the days asset, each day this offload wrote, and on an instance that knows
+    none of the table's days yet each day Iceberg holds: its partition status is then what
+    Iceberg holds."""
     key = days_key(spec.name)
     known = context.instance.get_materialized_partitions(key)
     written = _days_written(result)
+    end = (to_micros(datetime.now(UTC)) // DAY + 1) * DAY
+    first = to_micros(datetime.fromisoformat(first_day).replace(tzinfo=UTC))
+    if known:
+        # only the days written need counting: a count of every day reads every manifest (and
+        # the data itself under month, year or identity partitioning)
+        first = max(first, min(written, default=end))
+    if first >= end:
+        return
+    held = offload.days_held(spec, first, end)
     for day, rows in sorted(held.items()):
         partition = partition_of(from_micros(day))
         if day in written or partition not in known:

@@ -52,8 +52,8 @@ def partition_of(moment: datetime) -> str:
 
 
 def is_backfill(tags: Mapping[str, str]) -> bool:
-    """Whether a run with ``tags`` backfills a day range: tagged so, or a partitioned run that is
-    not an incremental one (the bronze assets were partitioned before 2026-12)."""
+    """Whether a run with ``tags`` backfills a day range: tagged so, or untagged and partitioned
+    (a days-asset run from the UI, or a run recorded when the offload assets were partitioned)."""
     if tags.get(MODE_TAG) in (INCREMENTAL, BACKFILL):
         return tags[MODE_TAG] == BACKFILL
     return PARTITION_TAG in tags or RANGE_START_TAG in tags

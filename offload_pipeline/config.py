@@ -147,6 +147,23 @@ class RunSpec:
     retry_delay_seconds: float = 10.0
 
 
+ExecutorKind = Literal["multiprocess", "k8s_job"]
+EXECUTOR_KINDS: tuple[ExecutorKind, ...] = get_args(ExecutorKind)
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Where a Dagster run executes its steps (``dagster:`` in the config).
+
+    ``multiprocess`` is Dagster's default (one process per step inside the run's process or pod);
+    ``k8s_job`` runs each step, i.e. each table, in its own Kubernetes pod through dagster-k8s.
+    """
+
+    kind: ExecutorKind = "multiprocess"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The executor's own config, checked by Dagster against the executor's schema."""
+
+
 @dataclass(frozen=True)
 class MaintenanceSpec:
     """Iceberg maintenance: when it runs and what it keeps (``maintenance:`` in the config)."""
@@ -181,6 +198,7 @@ class Config:
     reconcile_days: int = 7
     """Days before the watermark the reconciliation check compares by count."""
     maintenance: MaintenanceSpec = field(default_factory=MaintenanceSpec)
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
 
     def table(self, name: str) -> TableSpec:
         for spec in self.tables:
@@ -228,6 +246,7 @@ def parse_config(raw: Any, file: Path) -> Config:
             "backfill",
             "reconciliation",
             "maintenance",
+            "dagster",
         },
         "config",
     )
@@ -253,6 +272,7 @@ def parse_config(raw: Any, file: Path) -> Config:
         reconciliation, "days", "reconciliation", Config.reconcile_days, minimum=1
     )
     maintenance = _parse_maintenance(top.get("maintenance", {}), enabled)
+    executor = _parse_executor(top.get("dagster", {}))
 
     raw_tables = top.get("tables")
     if not isinstance(raw_tables, list) or not raw_tables:
@@ -287,6 +307,7 @@ def parse_config(raw: Any, file: Path) -> Config:
         pushgateway_url=str(url).rstrip("/"),
         pipeline=pipeline,
         maintenance=maintenance,
+        executor=executor,
     )
 
 
@@ -528,6 +549,19 @@ def _parse_maintenance(raw: Any, schedule_enabled: bool) -> MaintenanceSpec:
             body, "orphan_min_age_seconds", where, defaults.orphan_min_age_seconds, minimum=0
         ),
     )
+
+
+def _parse_executor(raw: Any) -> ExecutorSpec:
+    where = "dagster"
+    body = _mapping(raw, where)
+    _no_unknown(body, {"executor", "executor_config"}, where)
+    kind = body.get("executor", ExecutorSpec.kind)
+    if kind not in EXECUTOR_KINDS:
+        raise ConfigInvalidError(
+            f"{where}: executor: {kind!r} must be one of {', '.join(EXECUTOR_KINDS)}"
+        )
+    config = _mapping(body.get("executor_config", {}), f"{where}.executor_config")
+    return ExecutorSpec(kind=cast(ExecutorKind, kind), config=config)
 
 
 _TABLE_KEYS = {

@@ -4,6 +4,7 @@
 checked against.
 """
 
+from dagster._config import validate_config
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
@@ -18,4 +19,5 @@ __all__ = [
     "StepEventStatus",
     "UnresolvedAssetJobDefinition",
     "has_log_record_metadata",
+    "validate_config",
 ]

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 
-.PHONY: help install system-deps lint test test-unit test-rules k8s-manifests bench demo dev clean
+.PHONY: help install system-deps lint test test-unit test-rules kube-manifests bench demo dev clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ test-unit: install ## only the fast tests without a marker
 test-rules: install system-deps ## promtool/amtool checks of docker/ configs
 	$(BIN)/python -m pytest tests/rules $(PYTEST_ARGS)
 
-k8s-manifests: install ## regenerate deploy/kubernetes/manifests from the rules, dashboard and config
+kube-manifests: install ## regenerate deploy/kubernetes/manifests from the rules, dashboard and config
 	$(BIN)/python deploy/kubernetes/generate.py
 
 bench: install system-deps ## throughput, memory, fixed cost, metrics and reconciliation cost (prints figures)

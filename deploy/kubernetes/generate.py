@@ -3,7 +3,8 @@
 The PrometheusRule carries the groups of docker/prometheus/rules/iceberg-offload-alerts.yml, the
 Grafana dashboard ConfigMap the JSON docker/grafana/build_dashboard.py wrote, the offload-config
 ConfigMap deploy/kubernetes/offload.yaml: one source each, so the cluster never drifts from what
-the tests check. ``--check`` exits 1 when a committed manifest is stale.
+the tests check. ``--check`` exits 1 when a committed manifest is stale; ``--instance`` prints
+the Dagster instance settings the chart makes of helm/values.yaml.
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ def render(name: str) -> str:
 def instance_from_values(values: dict[str, Any]) -> dict[str, Any]:
     """The dagster.yaml sections the chart renders from ``values`` (its instance templates).
 
-    Only what these values set: the run launcher, the run coordinator, pools and run limits, run
-    monitoring and the PostgreSQL storage. Lets the tests hold them to Dagster's own schema
-    without Helm; ``helm template`` prints the full ConfigMap on a machine that has it.
+    Only what these values set: the PostgreSQL storage, the run launcher, the run coordinator,
+    pools and run limits, run monitoring, Python logs, tick retention and telemetry. Lets the tests
+    hold them to Dagster's own schema without Helm; ``helm template`` prints the full ConfigMap on
+    a machine that has it.
     """
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     daemon = values["dagsterDaemon"]
@@ -126,10 +128,13 @@ def instance_from_values(values: dict[str, Any]) -> dict[str, Any]:
         "env_config_maps": [{"env": "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP"}]
         + [c["name"] for c in launcher["envConfigMaps"]],
     }
-    for key, field in (("env_secrets", "envSecrets"), ("volume_mounts", "volumeMounts")):
-        if launcher.get(field):
-            launcher_config[key] = launcher[field]
-    for key, field in (("env_vars", "envVars"), ("volumes", "volumes")):
+    if launcher.get("envSecrets"):
+        launcher_config["env_secrets"] = [secret["name"] for secret in launcher["envSecrets"]]
+    for key, field in (
+        ("env_vars", "envVars"),
+        ("volume_mounts", "volumeMounts"),
+        ("volumes", "volumes"),
+    ):
         if launcher.get(field):
             launcher_config[key] = launcher[field]
     instance: dict[str, Any] = {
@@ -168,6 +173,12 @@ def instance_from_values(values: dict[str, Any]) -> dict[str, Any]:
         )
     if daemon["enabled"] and monitoring["enabled"]:
         instance["run_monitoring"] = _snake(monitoring)
+    if values.get("pythonLogs"):
+        instance["python_logs"] = _snake(values["pythonLogs"])
+    retention = values.get("retention", {})
+    if retention.get("enabled"):
+        instance["retention"] = _snake({k: v for k, v in retention.items() if k != "enabled"})
+    instance["telemetry"] = {"enabled": values["telemetry"]["enabled"]}
     return instance
 
 
@@ -186,7 +197,16 @@ def _snake(value: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if a manifest is stale")
+    parser.add_argument(
+        "--instance",
+        action="store_true",
+        help="print the dagster.yaml sections the chart renders from helm/values.yaml",
+    )
     args = parser.parse_args(argv)
+    if args.instance:
+        values = yaml.safe_load(VALUES_FILE.read_text())
+        print(yaml.safe_dump(instance_from_values(values), sort_keys=False), end="")
+        return 0
     stale = []
     for name in GENERATED:
         path = MANIFESTS / name

@@ -9,6 +9,7 @@ switch pass Dagster's own config schemas.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import shutil
@@ -174,6 +175,12 @@ def test_the_helm_instance_settings_pass_dagsters_schema(values, tmp_path):
     # a crashed run is failed (and its slots freed), never resumed behind the commit check's back
     assert monitoring["max_resume_run_attempts"] == 0
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    # every configurable class the instance names exists in the installed libraries
+    for section in ("run_storage", "event_log_storage", "schedule_storage", "run_launcher"):
+        named = instance[section]
+        assert hasattr(importlib.import_module(named["module"]), named["class"]), section
+    coordinator = instance["run_coordinator"]
+    assert hasattr(importlib.import_module(coordinator["module"]), coordinator["class"])
 
 
 def test_the_instance_check_rejects_conflicting_run_limits(values, tmp_path):

@@ -265,7 +265,7 @@ def overview(th: Thresholds) -> Section:
 
 
 def heartbeat_age(th: Thresholds) -> stat.Panel:
-    return panel(
+    return heartbeat(
         big_number,
         "Heartbeat age",
         "Seconds since the metrics sensor last ticked (time() - "
@@ -273,8 +273,26 @@ def heartbeat_age(th: Thresholds) -> stat.Panel:
         f"{th['heartbeat_max_age_seconds']} s: the Dagster daemon is not running schedules "
         "or sensors (IcebergOffloadSchedulerDown). Check Deployment → Daemons in the "
         "Dagster UI.",
+        current,
+        th,
+    )
+
+
+def heartbeat(
+    look: Callable[[bool], AnyPanel],
+    title: str,
+    description: str,
+    target: Callable[[str, str], prometheus.Dataquery],
+    th: Thresholds,
+) -> AnyPanel:
+    """The heartbeat's age, red past the scheduler-down threshold, as a value or over time."""
+    age = f"time() - offload_heartbeat_timestamp_seconds{{{JOB}}}"
+    return panel(
+        look,
+        title,
+        description,
         "s",
-        [current(f"time() - offload_heartbeat_timestamp_seconds{{{JOB}}}", "heartbeat age")],
+        [target(age, "heartbeat age")],
         steps(("red", th["heartbeat_max_age_seconds"])),
         runbook("scheduler.md#icebergoffloadschedulerdown", "scheduler down"),
     )
@@ -629,17 +647,15 @@ def watchdog() -> stat.Panel:
 
 
 def heartbeat_history(th: Thresholds) -> timeseries.Panel:
-    return panel(
+    return heartbeat(
         lines,
         "Heartbeat age over time",
         "Age of the metrics sensor's heartbeat over the time range: a saw tooth below "
         f"{th['heartbeat_max_age_seconds']} s while the sensor ticks every 30 s; a ramp is a "
         "sensor that stopped (IcebergOffloadSchedulerDown), a gap a Pushgateway that was "
         "down or emptied.",
-        "s",
-        [query(f"time() - offload_heartbeat_timestamp_seconds{{{JOB}}}", "heartbeat age")],
-        steps(("red", th["heartbeat_max_age_seconds"])),
-        runbook("scheduler.md#icebergoffloadschedulerdown", "scheduler down"),
+        query,
+        th,
     )
 
 

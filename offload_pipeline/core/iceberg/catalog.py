@@ -32,6 +32,7 @@ from offload_pipeline.errors import (
     CatalogUnavailableError,
     ConfigInvalidError,
     LostTableError,
+    WriteFailedError,
     first_line,
 )
 
@@ -44,6 +45,16 @@ class Registration:
     metadata_location: str
     registered: bool
     """False when the catalog already had the table (nothing was changed)"""
+
+
+def _warehouse_error(error: Exception) -> bool:
+    """Whether ``error`` comes from the warehouse's file system (an object store that refuses or
+    times out) rather than from a catalog's HTTP client, whose errors subclass ``OSError`` too.
+
+    The warehouse is what a run writes to, so an unreachable one is ``write_failed`` wherever the
+    run meets it first, reading the table's metadata included.
+    """
+    return isinstance(error, OSError) and type(error).__module__ == "builtins"
 
 
 def _make_local_directories(catalog: CatalogSpec) -> None:
@@ -106,6 +117,7 @@ class IcebergCatalog:
             LostTableError: the catalog has no entry, but the table's location holds Iceberg
                 metadata (the catalog lost the table: it must be registered, not re-created).
             CatalogUnavailableError: the catalog cannot be opened or the table loaded.
+            WriteFailedError: the warehouse cannot be read (an object store that refuses).
         """
         table = self._load(spec)
         if table is not None:
@@ -131,9 +143,10 @@ class IcebergCatalog:
         try:
             return stranded_metadata(self.client, spec)
         except OSError as e:
-            raise CatalogUnavailableError(
-                f"table '{spec.name}': cannot list the location of {spec.iceberg_identifier} "
-                f"(the catalog has no entry; a lost one must not be re-created): {first_line(e)}"
+            raise WriteFailedError(
+                f"table '{spec.name}': cannot list the location of {spec.iceberg_identifier} in "
+                f"the warehouse (the catalog has no entry; a lost one must not be re-created): "
+                f"{first_line(e)}"
             ) from e
 
     def _load(self, spec: TableSpec) -> Table | None:
@@ -144,6 +157,11 @@ class IcebergCatalog:
         except (CatalogUnavailableError, ConfigInvalidError):
             raise
         except Exception as e:
+            if _warehouse_error(e):
+                raise WriteFailedError(
+                    f"table '{spec.name}': cannot read the metadata of {spec.iceberg_identifier} "
+                    f"from the warehouse: {first_line(e)}"
+                ) from e
             raise CatalogUnavailableError(
                 f"table '{spec.name}': cannot load {spec.iceberg_identifier}: {e}"
             ) from e

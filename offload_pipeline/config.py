@@ -14,6 +14,7 @@ from dataclasses import fields as dataclass_fields
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -268,9 +269,7 @@ def parse_config(raw: Any, file: Path) -> Config:
     partitions_start = _date(backfill.get("start_date", Config.partitions_start), "backfill")
     reconciliation = _mapping(top.get("reconciliation", {}), "reconciliation")
     _no_unknown(reconciliation, {"days"}, "reconciliation")
-    reconcile_days = _number(
-        reconciliation, "days", "reconciliation", Config.reconcile_days, minimum=1
-    )
+    reconcile_days = _whole(reconciliation, "days", "reconciliation", Config.reconcile_days, 1)
     maintenance = _parse_maintenance(top.get("maintenance", {}), enabled)
     executor = _parse_executor(top.get("dagster", {}))
 
@@ -293,7 +292,7 @@ def parse_config(raw: Any, file: Path) -> Config:
                 "more than one table"
             )
 
-    url = os.environ.get(PUSHGATEWAY_ENV, metrics.get("pushgateway_url", "")) or ""
+    url = _pushgateway_url(metrics)
     return Config(
         path=file,
         catalog=catalog,
@@ -303,12 +302,43 @@ def parse_config(raw: Any, file: Path) -> Config:
         schedule_cron=str(schedule.get("cron", Config.schedule_cron)),
         schedule_enabled=enabled,
         partitions_start=partitions_start,
-        reconcile_days=int(reconcile_days),
-        pushgateway_url=str(url).rstrip("/"),
+        reconcile_days=reconcile_days,
+        pushgateway_url=url,
         pipeline=pipeline,
         maintenance=maintenance,
         executor=executor,
     )
+
+
+def _pushgateway_url(metrics: Mapping[str, Any]) -> str:
+    """The Pushgateway base URL (empty: metrics off), refused at load unless it is a plain
+    ``http(s)://host[:port][/path]``: a malformed one would only show as failed pushes."""
+    where = "metrics: pushgateway_url"
+    raw = metrics.get("pushgateway_url", "")
+    if PUSHGATEWAY_ENV in os.environ:
+        where, raw = PUSHGATEWAY_ENV, os.environ[PUSHGATEWAY_ENV]
+    if raw is None or raw == "":
+        return ""
+    url = str(raw).rstrip("/")
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if (
+        not isinstance(raw, str)
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not port_ok
+        or parts.query
+        or parts.fragment
+        or re.search(r"\s", url)
+    ):
+        raise ConfigInvalidError(
+            f"{where}: {_strip_url_password(str(raw))!r} is not an http(s) URL "
+            "(like http://pushgateway:9091)"
+        )
+    return url
 
 
 def _label_value(value: Any, where: str) -> str:
@@ -504,17 +534,15 @@ def _parse_run(raw: Any, base: Path) -> RunSpec:
     _no_unknown(retry, {"max_retries", "delay_seconds"}, "run.retry")
     defaults = RunSpec()
     return RunSpec(
-        batch_rows=int(_number(body, "batch_rows", "run", defaults.batch_rows, minimum=1)),
+        batch_rows=_whole(body, "batch_rows", "run", defaults.batch_rows, minimum=1),
         lock_dir=(base / str(body.get("lock_dir", defaults.lock_dir))).resolve(),
         lock_timeout_seconds=_number(
             body, "lock_timeout_seconds", "run", defaults.lock_timeout_seconds, minimum=0
         ),
-        max_runtime_seconds=int(
-            _number(body, "max_runtime_seconds", "run", defaults.max_runtime_seconds, minimum=1)
+        max_runtime_seconds=_whole(
+            body, "max_runtime_seconds", "run", defaults.max_runtime_seconds, minimum=1
         ),
-        max_retries=int(
-            _number(retry, "max_retries", "run.retry", defaults.max_retries, minimum=0)
-        ),
+        max_retries=_whole(retry, "max_retries", "run.retry", defaults.max_retries, minimum=0),
         retry_delay_seconds=_number(
             retry, "delay_seconds", "run.retry", defaults.retry_delay_seconds, minimum=0
         ),
@@ -532,19 +560,16 @@ def _parse_maintenance(raw: Any, schedule_enabled: bool) -> MaintenanceSpec:
     enabled = body.get("enabled", schedule_enabled)
     if not isinstance(enabled, bool):
         raise ConfigInvalidError(f"{where}: enabled: must be true or false, got {enabled!r}")
-    min_keep = _number(body, "min_snapshots_to_keep", where, defaults.min_snapshots_to_keep, 1)
-    target = _number(body, "target_file_size_bytes", where, defaults.target_file_size_bytes, 1)
-    for key, value in (("min_snapshots_to_keep", min_keep), ("target_file_size_bytes", target)):
-        if value != int(value):
-            raise ConfigInvalidError(f"{where}: {key}: {value!r} must be a whole number")
+    min_keep = _whole(body, "min_snapshots_to_keep", where, defaults.min_snapshots_to_keep, 1)
+    target = _whole(body, "target_file_size_bytes", where, defaults.target_file_size_bytes, 1)
     return MaintenanceSpec(
         cron=cron,
         enabled=enabled,
         snapshot_retention_days=_number(
             body, "snapshot_retention_days", where, defaults.snapshot_retention_days, minimum=0
         ),
-        min_snapshots_to_keep=int(min_keep),
-        target_file_size_bytes=int(target),
+        min_snapshots_to_keep=min_keep,
+        target_file_size_bytes=target,
         orphan_min_age_seconds=_number(
             body, "orphan_min_age_seconds", where, defaults.orphan_min_age_seconds, minimum=0
         ),
@@ -681,6 +706,14 @@ def _number(body: Mapping[str, Any], key: str, where: str, default: float, minim
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         raise ConfigInvalidError(f"{where}: {key}: {value!r} must be a number >= {minimum:g}")
     return float(value)
+
+
+def _whole(body: Mapping[str, Any], key: str, where: str, default: int, minimum: int) -> int:
+    """An integer setting: ``1.5`` is refused naming the field, never truncated to 1."""
+    value = _number(body, key, where, default, minimum)
+    if not value.is_integer():
+        raise ConfigInvalidError(f"{where}: {key}: {body.get(key)!r} must be a whole number")
+    return int(value)
 
 
 def _expand(value: str, where: str) -> str:

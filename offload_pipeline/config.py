@@ -6,6 +6,7 @@ Identifiers are validated so the SQL built from them later can quote them safely
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from dataclasses import fields as dataclass_fields
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -39,8 +40,10 @@ _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _SECRET_KEY = re.compile(r"password|secret|token|credential|private|key", re.IGNORECASE)
 # a secret in a URL query string (`?password=...`), as some catalog and driver URIs take one
 _SECRET_QUERY = re.compile(
-    r"([?&][^=&]*(?:password|secret|token|key)[^=&]*=)[^&#\s]*", re.IGNORECASE
+    r"([?&][^=&]*(?:password|secret|token|key)[^=&]*=)([^&#\s]*)", re.IGNORECASE
 )
+# a URL's password: up to the last `@`, as a raw `@` may be part of it
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]+):(\S*)@")
 
 
 # keys of a source besides `kind`, per kind, and the defaults of the optional ones
@@ -105,6 +108,23 @@ class CatalogSpec:
 
     name: str
     properties: Mapping[str, str]
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret the properties hold, for scrubbing messages: the values of secret-named
+        keys, URL passwords and secret query parameters, each also URL-decoded and cut at the
+        characters a URL parser splits on (a raw ``@`` in a password makes a driver print its
+        tail as the host name)."""
+        found = [value for key, value in self.properties.items() if _SECRET_KEY.search(key)]
+        for value in self.properties.values():
+            found += [m.group(2) for m in _URL_PASSWORD.finditer(value)]
+            found += [m.group(2) for m in _SECRET_QUERY.finditer(value)]
+        secrets = set()
+        for secret in (*found, *(unquote(s) for s in found)):
+            secrets.add(secret)
+            # pieces of fewer than 3 characters would blank out ordinary words
+            secrets.update(p for p in re.split(r"[@:/?#]", secret) if len(p) >= 3)
+        return tuple(sorted(s for s in secrets if s))
 
 
 @dataclass(frozen=True)
@@ -227,6 +247,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigInvalidError(f"config file not found: {file}") from e
     except yaml.YAMLError as e:
         raise ConfigInvalidError(f"{file}: not valid YAML: {e}") from e
+    except ValueError as e:
+        # YAML reads 2026-02-30 as a date and fails building it
+        raise ConfigInvalidError(f"{file}: a value is not a real date or time: {e}") from e
     return parse_config(raw, file)
 
 
@@ -380,7 +403,7 @@ def redact(properties: Mapping[str, str]) -> dict[str, str]:
 def _strip_url_password(value: str) -> str:
     """``value`` without the password of a URL (up to the last ``@``, so a raw ``@`` inside the
     password hides its tail too) and without secret query parameters."""
-    value = re.sub(r"(://[^/:@\s]+):\S*@", r"\1@", value)
+    value = _URL_PASSWORD.sub(r"\1@", value)
     return _SECRET_QUERY.sub(r"\1***", value)
 
 
@@ -703,7 +726,12 @@ def _no_unknown(body: Mapping[str, Any], allowed: set[str], where: str) -> None:
 
 def _number(body: Mapping[str, Any], key: str, where: str, default: float, minimum: float) -> float:
     value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)  # YAML's .nan and .inf
+        or value < minimum
+    ):
         raise ConfigInvalidError(f"{where}: {key}: {value!r} must be a number >= {minimum:g}")
     return float(value)
 

@@ -34,6 +34,7 @@ from offload_pipeline.errors import (
     LostTableError,
     WriteFailedError,
     first_line,
+    scrub,
 )
 
 
@@ -107,8 +108,13 @@ class IcebergCatalog:
         except Exception as e:
             raise CatalogUnavailableError(
                 f"catalog '{self.spec.name}' ({self.spec.properties.get('type')}): "
-                f"cannot open: {first_line(e)}"
-            ) from e
+                f"cannot open: {self._scrubbed(e)}"
+            ) from None
+
+    def _scrubbed(self, error: BaseException) -> str:
+        """The first line of a catalog driver's error without the catalog's secrets; the error
+        itself is never chained to ours, so its text reaches no log or event store."""
+        return scrub(first_line(error), self.spec.secrets)
 
     def load(self, spec: TableSpec) -> Table | None:
         """The table, or None when it was never created.
@@ -146,8 +152,8 @@ class IcebergCatalog:
             raise WriteFailedError(
                 f"table '{spec.name}': cannot list the location of {spec.iceberg_identifier} in "
                 f"the warehouse (the catalog has no entry; a lost one must not be re-created): "
-                f"{first_line(e)}"
-            ) from e
+                f"{self._scrubbed(e)}"
+            ) from None
 
     def _load(self, spec: TableSpec) -> Table | None:
         try:
@@ -160,11 +166,11 @@ class IcebergCatalog:
             if _warehouse_error(e):
                 raise WriteFailedError(
                     f"table '{spec.name}': cannot read the metadata of {spec.iceberg_identifier} "
-                    f"from the warehouse: {first_line(e)}"
-                ) from e
+                    f"from the warehouse: {self._scrubbed(e)}"
+                ) from None
             raise CatalogUnavailableError(
-                f"table '{spec.name}': cannot load {spec.iceberg_identifier}: {e}"
-            ) from e
+                f"table '{spec.name}': cannot load {spec.iceberg_identifier}: {self._scrubbed(e)}"
+            ) from None
 
     def register(self, spec: TableSpec, metadata_location: str | None = None) -> Registration:
         """Give ``spec``'s table back its catalog entry, pointing at its newest metadata file.
@@ -190,8 +196,8 @@ class IcebergCatalog:
         except Exception as e:
             raise CatalogUnavailableError(
                 f"table '{spec.name}': cannot register {spec.iceberg_identifier} from "
-                f"{metadata_location}: {first_line(e)}"
-            ) from e
+                f"{metadata_location}: {self._scrubbed(e)}"
+            ) from None
         return Registration(table, metadata_location, registered=True)
 
     def _newest_metadata(self, spec: TableSpec) -> str:
@@ -257,5 +263,6 @@ class IcebergCatalog:
                     return table
                 time.sleep(0.2 * (attempt + 1))
         raise CatalogUnavailableError(
-            f"table '{spec.name}': cannot create {spec.iceberg_identifier}: {error}"
-        ) from error
+            f"table '{spec.name}': cannot create {spec.iceberg_identifier}: "
+            f"{self._scrubbed(error) if error else 'unknown error'}"
+        ) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -118,13 +119,23 @@ class SqliteSnapshot:
         self._spec = spec
         self._tier = tier
         self._table = quote(spec.source_table)
-        self._ts = quote(spec.cursor.event_time)
-        self._seq = quote(spec.cursor.tie_breaker)
         self._schema: pa.Schema | None = None
         self._nullable: frozenset[str] = frozenset()
 
     def set_busy_timeout(self, milliseconds: int) -> None:
         self._query(f"PRAGMA busy_timeout = {int(milliseconds)}")
+
+    @cached_property
+    def _ts(self) -> str:
+        # SQLite reads an unknown double-quoted name as a string literal: the columns are
+        # checked against the config (by ``schema``) before any statement uses them
+        self.schema()
+        return quote(self._spec.cursor.event_time)
+
+    @cached_property
+    def _seq(self) -> str:
+        self.schema()
+        return quote(self._spec.cursor.tie_breaker)
 
     def schema(self) -> pa.Schema:
         if self._schema is None:

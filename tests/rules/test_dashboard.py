@@ -7,7 +7,6 @@ That every query returns data is checked live in tests/e2e/test_dashboard_querie
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from offload_pipeline.metrics.contract import BY_NAME, METRICS
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.integration
 
@@ -102,11 +102,7 @@ PANEL_TYPES = {"timeseries", "stat", "gauge", "table", "bargauge", "row"}
 
 
 def load_build_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_dashboard", BUILD_SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BUILD_SCRIPT)
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ from dagster_k8s import K8sRunLauncher, k8s_job_executor
 from offload_pipeline.config import load_config
 from offload_pipeline.definitions import build_definitions
 from offload_pipeline.defs.jobs import BRONZE_JOB, MAINTENANCE_JOB
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +50,7 @@ CREDENTIAL_VARS = (
 
 
 def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("k8s_generate", GENERATOR)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GENERATOR)
 
 
 def documents() -> list[tuple[str, dict[str, Any]]]:

@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 .DEFAULT_GOAL := help
 
-.PHONY: help install system-deps lint test test-unit test-rules bench demo dev clean
+.PHONY: help install system-deps lint test test-unit test-rules kube-manifests bench demo dev clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test-unit: install ## only the fast tests without a marker
 
 test-rules: install system-deps ## promtool/amtool checks of docker/ configs
 	$(BIN)/python -m pytest tests/rules $(PYTEST_ARGS)
+
+kube-manifests: install ## regenerate deploy/kubernetes/manifests from the rules, dashboard and config
+	$(BIN)/python deploy/kubernetes/generate.py
 
 bench: install system-deps ## throughput, memory, fixed cost, metrics and reconciliation cost (prints figures)
 	$(BIN)/python benchmarks/offload_throughput.py

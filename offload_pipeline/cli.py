@@ -33,7 +33,13 @@ from offload_pipeline.core.lock import table_lock
 from offload_pipeline.core.reconcile import reconcile
 from offload_pipeline.core.status import table_status
 from offload_pipeline.core.window import iso, to_micros
-from offload_pipeline.errors import BackfillRefusedError, NullCursorError, OffloadError
+from offload_pipeline.errors import (
+    BackfillRefusedError,
+    NullCursorError,
+    OffloadError,
+    first_line,
+    scrub,
+)
 from offload_pipeline.signals import run_stoppable, stopped_exit_code
 
 if TYPE_CHECKING:
@@ -43,8 +49,9 @@ log = logging.getLogger("offload_pipeline.cli")
 
 
 class _Context:
-    def __init__(self, config_file: str | None) -> None:
+    def __init__(self, config_file: str | None, verbose: bool = False) -> None:
         self.config_file = config_file
+        self.verbose = verbose
 
     @cached_property
     def config(self) -> Config:
@@ -52,6 +59,15 @@ class _Context:
             return load_config(self.config_file)
         except OffloadError as e:
             raise click.ClickException(f"{e.error_type}: {e}") from e
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the catalog's secrets and the sources' passwords (once the config
+        is loaded; before, no secret is known to the process)."""
+        config = self.__dict__.get("config")
+        if not isinstance(config, Config):
+            return text
+        passwords = [source.password for source in config.sources.values()]
+        return scrub(text, (*config.catalog.secrets, *passwords))
 
     def tables(self, names: tuple[str, ...]) -> list[TableSpec]:
         config = self.config
@@ -71,7 +87,28 @@ table_option = click.option(
 )
 
 
-@click.group()
+class _Group(click.Group):
+    """Verbs whose unexpected errors end in one line (the traceback with ``--verbose``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.ClickException, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            obj = ctx.obj if isinstance(ctx.obj, _Context) else _Context(None)
+            if obj.verbose:
+                raise
+            if isinstance(e, OffloadError):
+                line = f"{e.error_type}: {first_line(e)}"
+            else:
+                line = (
+                    f"unknown: {type(e).__name__}: {first_line(e)} (--verbose shows the traceback)"
+                )
+            raise click.ClickException(obj.scrub(line)) from None
+
+
+@click.group(cls=_Group)
 @click.version_option(__version__)
 @click.option(
     "--config",
@@ -80,14 +117,17 @@ table_option = click.option(
     metavar="PATH",
     help=f"Table config (default: ${CONFIG_ENV}, else ./offload.yaml).",
 )
+@click.option(
+    "--verbose", is_flag=True, help="Print tracebacks of errors (otherwise one line per error)."
+)
 @click.pass_context
-def main(ctx: click.Context, config_file: str | None) -> None:
+def main(ctx: click.Context, config_file: str | None, verbose: bool) -> None:
     """Offload hot-tier bronze tables into Apache Iceberg, exactly once."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("offload_pipeline").setLevel(logging.INFO)
-    ctx.obj = _Context(config_file)
+    ctx.obj = _Context(config_file, verbose)
 
 
 @main.command()
@@ -238,7 +278,7 @@ def _run_in_process(
 
     from offload_pipeline.definitions import build_definitions
     from offload_pipeline.defs.dagster_internals import has_log_record_metadata
-    from offload_pipeline.defs.runs import fail_own_runs
+    from offload_pipeline.defs.runs import fail_own_runs, in_process_definitions
 
     for handler in logging.getLogger().handlers:
         # the package's records reach the terminal through Dagster's console logger already
@@ -248,16 +288,21 @@ def _run_in_process(
     names = [spec.name for spec in obj.tables(tables)]
     with dg.DagsterInstance.get() as instance:
         outcomes = run_stoppable(
-            lambda: runner(build_definitions(config), config, instance, names),
+            lambda: runner(
+                in_process_definitions(build_definitions(config), obj.verbose),
+                config,
+                instance,
+                names,
+            ),
             abandon=lambda: fail_own_runs(instance, f"stopped by {cancel.requested()}"),
         )
     for outcome in outcomes:
         if outcome.success:
             click.echo(f"{outcome.table}: {describe(outcome.metadata)}")
         else:
+            message = obj.scrub(outcome.message or "")
             click.echo(
-                f"{outcome.table}: FAILED error_type={outcome.error_type} {outcome.message or ''}",
-                err=True,
+                f"{outcome.table}: FAILED error_type={outcome.error_type} {message}", err=True
             )
     _exit_if_stopped()
     if not all(o.success for o in outcomes):

@@ -6,6 +6,7 @@ Identifiers are validated so the SQL built from them later can quote them safely
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from dataclasses import fields as dataclass_fields
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -38,8 +40,10 @@ _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _SECRET_KEY = re.compile(r"password|secret|token|credential|private|key", re.IGNORECASE)
 # a secret in a URL query string (`?password=...`), as some catalog and driver URIs take one
 _SECRET_QUERY = re.compile(
-    r"([?&][^=&]*(?:password|secret|token|key)[^=&]*=)[^&#\s]*", re.IGNORECASE
+    r"([?&][^=&]*(?:password|secret|token|key)[^=&]*=)([^&#\s]*)", re.IGNORECASE
 )
+# a URL's password: up to the last `@`, as a raw `@` may be part of it
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]+):(\S*)@")
 
 
 # keys of a source besides `kind`, per kind, and the defaults of the optional ones
@@ -105,6 +109,23 @@ class CatalogSpec:
     name: str
     properties: Mapping[str, str]
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret the properties hold, for scrubbing messages: the values of secret-named
+        keys, URL passwords and secret query parameters, each also URL-decoded and cut at the
+        characters a URL parser splits on (a raw ``@`` in a password makes a driver print its
+        tail as the host name)."""
+        found = [value for key, value in self.properties.items() if _SECRET_KEY.search(key)]
+        for value in self.properties.values():
+            found += [m.group(2) for m in _URL_PASSWORD.finditer(value)]
+            found += [m.group(2) for m in _SECRET_QUERY.finditer(value)]
+        secrets = set()
+        for secret in (*found, *(unquote(s) for s in found)):
+            secrets.add(secret)
+            # pieces of fewer than 3 characters would blank out ordinary words
+            secrets.update(p for p in re.split(r"[@:/?#]", secret) if len(p) >= 3)
+        return tuple(sorted(s for s in secrets if s))
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -147,6 +168,23 @@ class RunSpec:
     retry_delay_seconds: float = 10.0
 
 
+ExecutorKind = Literal["multiprocess", "k8s_job"]
+EXECUTOR_KINDS: tuple[ExecutorKind, ...] = get_args(ExecutorKind)
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Where a Dagster run executes its steps (``dagster:`` in the config).
+
+    ``multiprocess`` is Dagster's default (one process per step inside the run's process or pod);
+    ``k8s_job`` runs each step, i.e. each table, in its own Kubernetes pod through dagster-k8s.
+    """
+
+    kind: ExecutorKind = "multiprocess"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The executor's own config, checked by Dagster against the executor's schema."""
+
+
 @dataclass(frozen=True)
 class MaintenanceSpec:
     """Iceberg maintenance: when it runs and what it keeps (``maintenance:`` in the config)."""
@@ -181,6 +219,7 @@ class Config:
     reconcile_days: int = 7
     """Days before the watermark the reconciliation check compares by count."""
     maintenance: MaintenanceSpec = field(default_factory=MaintenanceSpec)
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
 
     def table(self, name: str) -> TableSpec:
         for spec in self.tables:
@@ -208,6 +247,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigInvalidError(f"config file not found: {file}") from e
     except yaml.YAMLError as e:
         raise ConfigInvalidError(f"{file}: not valid YAML: {e}") from e
+    except ValueError as e:
+        # YAML reads 2026-02-30 as a date and fails building it
+        raise ConfigInvalidError(f"{file}: a value is not a real date or time: {e}") from e
     return parse_config(raw, file)
 
 
@@ -228,6 +270,7 @@ def parse_config(raw: Any, file: Path) -> Config:
             "backfill",
             "reconciliation",
             "maintenance",
+            "dagster",
         },
         "config",
     )
@@ -249,10 +292,9 @@ def parse_config(raw: Any, file: Path) -> Config:
     partitions_start = _date(backfill.get("start_date", Config.partitions_start), "backfill")
     reconciliation = _mapping(top.get("reconciliation", {}), "reconciliation")
     _no_unknown(reconciliation, {"days"}, "reconciliation")
-    reconcile_days = _number(
-        reconciliation, "days", "reconciliation", Config.reconcile_days, minimum=1
-    )
+    reconcile_days = _whole(reconciliation, "days", "reconciliation", Config.reconcile_days, 1)
     maintenance = _parse_maintenance(top.get("maintenance", {}), enabled)
+    executor = _parse_executor(top.get("dagster", {}))
 
     raw_tables = top.get("tables")
     if not isinstance(raw_tables, list) or not raw_tables:
@@ -273,7 +315,7 @@ def parse_config(raw: Any, file: Path) -> Config:
                 "more than one table"
             )
 
-    url = os.environ.get(PUSHGATEWAY_ENV, metrics.get("pushgateway_url", "")) or ""
+    url = _pushgateway_url(metrics)
     return Config(
         path=file,
         catalog=catalog,
@@ -283,11 +325,43 @@ def parse_config(raw: Any, file: Path) -> Config:
         schedule_cron=str(schedule.get("cron", Config.schedule_cron)),
         schedule_enabled=enabled,
         partitions_start=partitions_start,
-        reconcile_days=int(reconcile_days),
-        pushgateway_url=str(url).rstrip("/"),
+        reconcile_days=reconcile_days,
+        pushgateway_url=url,
         pipeline=pipeline,
         maintenance=maintenance,
+        executor=executor,
     )
+
+
+def _pushgateway_url(metrics: Mapping[str, Any]) -> str:
+    """The Pushgateway base URL (empty: metrics off), refused at load unless it is a plain
+    ``http(s)://host[:port][/path]``: a malformed one would only show as failed pushes."""
+    where = "metrics: pushgateway_url"
+    raw = metrics.get("pushgateway_url", "")
+    if PUSHGATEWAY_ENV in os.environ:
+        where, raw = PUSHGATEWAY_ENV, os.environ[PUSHGATEWAY_ENV]
+    if raw is None or raw == "":
+        return ""
+    url = str(raw).rstrip("/")
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if (
+        not isinstance(raw, str)
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not port_ok
+        or parts.query
+        or parts.fragment
+        or re.search(r"\s", url)
+    ):
+        raise ConfigInvalidError(
+            f"{where}: {_strip_url_password(str(raw))!r} is not an http(s) URL "
+            "(like http://pushgateway:9091)"
+        )
+    return url
 
 
 def _label_value(value: Any, where: str) -> str:
@@ -329,7 +403,7 @@ def redact(properties: Mapping[str, str]) -> dict[str, str]:
 def _strip_url_password(value: str) -> str:
     """``value`` without the password of a URL (up to the last ``@``, so a raw ``@`` inside the
     password hides its tail too) and without secret query parameters."""
-    value = re.sub(r"(://[^/:@\s]+):\S*@", r"\1@", value)
+    value = _URL_PASSWORD.sub(r"\1@", value)
     return _SECRET_QUERY.sub(r"\1***", value)
 
 
@@ -483,17 +557,15 @@ def _parse_run(raw: Any, base: Path) -> RunSpec:
     _no_unknown(retry, {"max_retries", "delay_seconds"}, "run.retry")
     defaults = RunSpec()
     return RunSpec(
-        batch_rows=int(_number(body, "batch_rows", "run", defaults.batch_rows, minimum=1)),
+        batch_rows=_whole(body, "batch_rows", "run", defaults.batch_rows, minimum=1),
         lock_dir=(base / str(body.get("lock_dir", defaults.lock_dir))).resolve(),
         lock_timeout_seconds=_number(
             body, "lock_timeout_seconds", "run", defaults.lock_timeout_seconds, minimum=0
         ),
-        max_runtime_seconds=int(
-            _number(body, "max_runtime_seconds", "run", defaults.max_runtime_seconds, minimum=1)
+        max_runtime_seconds=_whole(
+            body, "max_runtime_seconds", "run", defaults.max_runtime_seconds, minimum=1
         ),
-        max_retries=int(
-            _number(retry, "max_retries", "run.retry", defaults.max_retries, minimum=0)
-        ),
+        max_retries=_whole(retry, "max_retries", "run.retry", defaults.max_retries, minimum=0),
         retry_delay_seconds=_number(
             retry, "delay_seconds", "run.retry", defaults.retry_delay_seconds, minimum=0
         ),
@@ -511,23 +583,33 @@ def _parse_maintenance(raw: Any, schedule_enabled: bool) -> MaintenanceSpec:
     enabled = body.get("enabled", schedule_enabled)
     if not isinstance(enabled, bool):
         raise ConfigInvalidError(f"{where}: enabled: must be true or false, got {enabled!r}")
-    min_keep = _number(body, "min_snapshots_to_keep", where, defaults.min_snapshots_to_keep, 1)
-    target = _number(body, "target_file_size_bytes", where, defaults.target_file_size_bytes, 1)
-    for key, value in (("min_snapshots_to_keep", min_keep), ("target_file_size_bytes", target)):
-        if value != int(value):
-            raise ConfigInvalidError(f"{where}: {key}: {value!r} must be a whole number")
+    min_keep = _whole(body, "min_snapshots_to_keep", where, defaults.min_snapshots_to_keep, 1)
+    target = _whole(body, "target_file_size_bytes", where, defaults.target_file_size_bytes, 1)
     return MaintenanceSpec(
         cron=cron,
         enabled=enabled,
         snapshot_retention_days=_number(
             body, "snapshot_retention_days", where, defaults.snapshot_retention_days, minimum=0
         ),
-        min_snapshots_to_keep=int(min_keep),
-        target_file_size_bytes=int(target),
+        min_snapshots_to_keep=min_keep,
+        target_file_size_bytes=target,
         orphan_min_age_seconds=_number(
             body, "orphan_min_age_seconds", where, defaults.orphan_min_age_seconds, minimum=0
         ),
     )
+
+
+def _parse_executor(raw: Any) -> ExecutorSpec:
+    where = "dagster"
+    body = _mapping(raw, where)
+    _no_unknown(body, {"executor", "executor_config"}, where)
+    kind = body.get("executor", ExecutorSpec.kind)
+    if kind not in EXECUTOR_KINDS:
+        raise ConfigInvalidError(
+            f"{where}: executor: {kind!r} must be one of {', '.join(EXECUTOR_KINDS)}"
+        )
+    config = _mapping(body.get("executor_config", {}), f"{where}.executor_config")
+    return ExecutorSpec(kind=cast(ExecutorKind, kind), config=config)
 
 
 _TABLE_KEYS = {
@@ -644,9 +726,22 @@ def _no_unknown(body: Mapping[str, Any], allowed: set[str], where: str) -> None:
 
 def _number(body: Mapping[str, Any], key: str, where: str, default: float, minimum: float) -> float:
     value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)  # YAML's .nan and .inf
+        or value < minimum
+    ):
         raise ConfigInvalidError(f"{where}: {key}: {value!r} must be a number >= {minimum:g}")
     return float(value)
+
+
+def _whole(body: Mapping[str, Any], key: str, where: str, default: int, minimum: int) -> int:
+    """An integer setting: ``1.5`` is refused naming the field, never truncated to 1."""
+    value = _number(body, key, where, default, minimum)
+    if not value.is_integer():
+        raise ConfigInvalidError(f"{where}: {key}: {body.get(key)!r} must be a whole number")
+    return int(value)
 
 
 def _expand(value: str, where: str) -> str:

@@ -12,6 +12,7 @@ import dagster as dg
 from offload_pipeline.config import Config, load_config
 from offload_pipeline.defs.assets import build_days_asset, build_table_asset
 from offload_pipeline.defs.checks import build_reconciliation_check
+from offload_pipeline.defs.executor import build_executor
 from offload_pipeline.defs.jobs import build_bronze_job, build_maintenance_job, build_partitions
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.defs.schedules import build_bronze_schedule, build_maintenance_schedule
@@ -20,7 +21,8 @@ from offload_pipeline.defs.sensors import offload_metrics_sensor, offload_run_fa
 
 def build_definitions(config: Config) -> dg.Definitions:
     """Definitions for ``config``: per table its offload asset, its days asset and a
-    reconciliation check; the offload and maintenance jobs, their schedules, the sensors."""
+    reconciliation check; the offload and maintenance jobs, their schedules, the sensors, and the
+    configured executor."""
     partitions = build_partitions(config)
     return dg.Definitions(
         assets=[
@@ -38,6 +40,7 @@ def build_definitions(config: Config) -> dg.Definitions:
         ],
         sensors=[offload_metrics_sensor, offload_run_failure_sensor],
         resources={"offload": OffloadResource(config_path=str(config.path))},
+        executor=build_executor(config.executor),
     )
 
 

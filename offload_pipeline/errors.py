@@ -2,10 +2,13 @@
 
 Every failure the pipeline can explain is an ``OffloadError`` carrying its ``error_type`` (the
 metric label) and whether retrying the attempt can help (Dagster's RetryPolicy only retries those).
+Messages built from a driver's text pass through ``scrub`` first, so no secret reaches a log.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Literal, get_args
 
 ErrorType = Literal[
@@ -128,3 +131,27 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message (drivers append server context), or its type name."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***``, whether raw or URL-encoded.
+
+    Drivers echo connection URLs in their errors and each encodes a password its own way
+    (``quote``, ``quote_plus``, other safe characters, lower-case hex), so every character of a
+    secret is matched raw or percent-encoded, and a space also as ``+``.
+    """
+    patterns = [
+        "".join(_char_pattern(char) for char in secret)
+        for secret in sorted({s for s in secrets if s}, key=len, reverse=True)
+    ]
+    return re.sub("|".join(patterns), "***", text) if patterns else text
+
+
+def _char_pattern(char: str) -> str:
+    """A regex matching ``char`` raw or percent-encoded (UTF-8, either hex case)."""
+    encoded = "".join(
+        "%" + "".join(f"[{d}{d.lower()}]" if d.isalpha() else d for d in f"{byte:02X}")
+        for byte in char.encode()
+    )
+    forms = [re.escape(char), encoded, *([r"\+"] if char == " " else [])]
+    return "(?:" + "|".join(forms) + ")"

@@ -8,11 +8,13 @@ what this script produces (tests/rules/test_dashboard.py runs the same compariso
 Thresholds come from ``../prometheus/thresholds.yml``, the one place the alert rules, the
 dashboard and the docs take their numbers from. Metric names are those of
 ``offload_pipeline/metrics/contract.py``; every panel query runs against a live Prometheus in
-``tests/e2e/test_dashboard_queries.py``.
+``tests/e2e/test_dashboard_queries.py``. ``--runbooks-url URL`` builds a dashboard whose runbook
+links start at URL (the ``runbooks`` variable's default; the committed file uses the default).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -37,7 +39,11 @@ TITLE = "Iceberg Offload Pipeline"
 # the uid of the datasource in provisioning/datasources/prometheus.yml
 DATASOURCE_UID = "prometheus"
 DS = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
-RUNBOOKS = "https://github.com/offload-pipeline/offload_pipeline/blob/main/docs/runbooks/"
+# where docs/runbooks/ is published for this deployment (a docs site, or the repository's web
+# view); the default is the runbooks' path in the repository. links use the `runbooks` variable,
+# so a deployment sets it in the dashboard settings, by ?var-runbooks=, or at build time
+DEFAULT_RUNBOOKS_URL = "docs/runbooks"
+RUNBOOKS = "${runbooks}/"
 DAGSTER_UI = "http://localhost:3000"
 
 # one pipeline at a time (single-valued $pipeline): deployments sharing a Prometheus may have
@@ -47,7 +53,12 @@ JOB = 'job="iceberg_offload", pipeline="$pipeline"'
 T = 'job="iceberg_offload", pipeline="$pipeline", table=~"$table"'
 # the same in the repeated row, where each copy of the row has ${table} set to one table
 PER_TABLE = 'job="iceberg_offload", pipeline="$pipeline", table=~"${table}"'
-RATE = "$__rate_interval"
+# counters move once per 15-minute run: windows shorter than a few runs are empty between runs
+# and spike at each one, so every window over them is an hour (as in the recording rules)
+WINDOW = "1h"
+# a pushed value whose group was not pushed for this long is stale (the sensor pushes every
+# group every 30 s): the `stale_after` variable, the heartbeat threshold by default
+STALE_AFTER = "$stale_after"
 # firing offload alerts; the watchdog fires always, by design
 FIRING = 'alertstate="firing", alertname=~"IcebergOffload.*", alertname!="IcebergOffloadWatchdog"'
 
@@ -114,6 +125,25 @@ def query(expr: str, legend: str = "", instant: bool = False) -> prometheus.Data
     return target.instant().format(PromQueryFormat.TABLE) if instant else target.range()
 
 
+def current(expr: str, legend: str = "") -> prometheus.Dataquery:
+    """The value now, for single-value panels: an instant query returns nothing for a series that
+    Prometheus marked stale, where a range query would still hold its old points."""
+    target = prometheus.Dataquery().expr(expr).legend_format(legend).datasource(DS)
+    return target.instant().format(PromQueryFormat.TIME_SERIES)
+
+
+def fresh(expr: str, selector: str = T) -> str:
+    """``expr`` only for the groups pushed within ``$stale_after``: the Pushgateway keeps a dead
+    pusher's last values forever, so a pushed value is only as fresh as its group's last push.
+
+    ``selector`` names the groups: per-table (the default) or pipeline-wide (``JOB``).
+    """
+    on = "job, pipeline, table" if "table=" in selector else "job, pipeline"
+    group = selector if "table=" in selector else f'{selector}, table=""'
+    age = f"time() - push_time_seconds{{{group}}}"
+    return f"{expr}\n  and on ({on})\n({age} < {STALE_AFTER})"
+
+
 def link(title: str, url: str) -> board.DashboardLink:
     return board.DashboardLink(title).url(url).target_blank(True)
 
@@ -123,8 +153,9 @@ def runbook(page: str, title: str) -> Links:
 
 
 def last_value() -> parts.ReduceDataOptions:
-    """Single-value panels show the newest sample of each series."""
-    return parts.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
+    """Single-value panels show the newest sample of each series, or nothing: never an older
+    non-null value once the series is stale (``lastNotNull`` would stay green on it)."""
+    return parts.ReduceDataOptions().calcs(["last"]).fields("").values(False)
 
 
 def panel(
@@ -221,15 +252,6 @@ def rows_of_series(thresholded: bool) -> table.Panel:
     )
 
 
-def stacked_bars(series: timeseries.Panel) -> timeseries.Panel:
-    """Counts per interval: one bar per interval, the series stacked on it."""
-    return (
-        series.draw_style(common.GraphDrawStyle.BARS)
-        .fill_opacity(60)
-        .stacking(parts.StackingConfig().mode(common.StackingMode.NORMAL).group("A"))
-    )
-
-
 def overview(th: Thresholds) -> Section:
     """Is the daemon ticking, is anything firing, how far behind is each table."""
     return board.Row("Overview"), [
@@ -243,7 +265,7 @@ def overview(th: Thresholds) -> Section:
 
 
 def heartbeat_age(th: Thresholds) -> stat.Panel:
-    return panel(
+    return heartbeat(
         big_number,
         "Heartbeat age",
         "Seconds since the metrics sensor last ticked (time() - "
@@ -251,8 +273,26 @@ def heartbeat_age(th: Thresholds) -> stat.Panel:
         f"{th['heartbeat_max_age_seconds']} s: the Dagster daemon is not running schedules "
         "or sensors (IcebergOffloadSchedulerDown). Check Deployment → Daemons in the "
         "Dagster UI.",
+        current,
+        th,
+    )
+
+
+def heartbeat(
+    look: Callable[[bool], AnyPanel],
+    title: str,
+    description: str,
+    target: Callable[[str, str], prometheus.Dataquery],
+    th: Thresholds,
+) -> AnyPanel:
+    """The heartbeat's age, red past the scheduler-down threshold, as a value or over time."""
+    age = f"time() - offload_heartbeat_timestamp_seconds{{{JOB}}}"
+    return panel(
+        look,
+        title,
+        description,
         "s",
-        [query(f"time() - offload_heartbeat_timestamp_seconds{{{JOB}}}", "heartbeat age")],
+        [target(age, "heartbeat age")],
         steps(("red", th["heartbeat_max_age_seconds"])),
         runbook("scheduler.md#icebergoffloadschedulerdown", "scheduler down"),
     )
@@ -264,7 +304,7 @@ def configured_tables() -> stat.Panel:
         "Configured tables",
         "Tables in the offload config (offload_tables_configured).",
         "none",
-        [query(f"offload_tables_configured{{{JOB}}}", "tables")],
+        [current(fresh(f"offload_tables_configured{{{JOB}}}", JOB), "tables")],
     )
 
 
@@ -276,7 +316,7 @@ def last_cycle(th: Thresholds) -> stat.Panel:
         f"Orange above {th['cycle_slow_seconds']} s (IcebergOffloadCycleSlow), red above "
         f"{th['cycle_too_slow_seconds']} s (IcebergOffloadCycleTooSlow).",
         "s",
-        [query(f"offload_last_cycle_duration_seconds{{{JOB}}}", "last cycle")],
+        [current(fresh(f"offload_last_cycle_duration_seconds{{{JOB}}}", JOB), "last cycle")],
         cycle_steps(th),
         runbook("performance.md#icebergoffloadcycletooslow", "slow cycles"),
     )
@@ -306,7 +346,7 @@ def lag_per_table(th: Thresholds) -> gauge.Panel:
             f"{th['lag_critical_seconds']} s (IcebergOffloadLagCritical). A table that never "
             "committed has no lag: see Configured tables and the not-reporting alert.",
             "s",
-            [query(f"offload_lag_seconds{{{T}}}", "{{table}}")],
+            [current(fresh(f"offload_lag_seconds{{{T}}}"), "{{table}}")],
             lag_steps(th),
             runbook("lag.md#icebergoffloadlagcritical", "lag"),
         )
@@ -332,7 +372,7 @@ def success_rate(th: Thresholds) -> bargauge.Panel:
             f"{th['success_rate_min']:.0%} (IcebergOffloadSuccessRateLow, which also needs "
             f"{th['success_rate_min_attempts']} attempts). No bar: no attempt in the hour.",
             "percentunit",
-            [query(ratio, "{{table}}")],
+            [current(ratio, "{{table}}")],
             steps(("green", th["success_rate_min"]), base="red"),
             runbook("failures.md#icebergoffloadsuccessratelow", "success rate"),
         )
@@ -354,19 +394,21 @@ def throughput_and_duration(th: Thresholds) -> Section:
 
 
 def quantile(q: float, histogram: str, by: str, selector: str = T) -> str:
-    """The q-quantile of a histogram over the rate window, per ``by`` label set."""
-    rate = f"rate({histogram}_bucket{{{selector}}}[{RATE}])"
-    return f"histogram_quantile({q}, sum by ({by}) ({rate}))"
+    """The q-quantile of a histogram over the last hour's observations, per ``by`` label set."""
+    observed = f"increase({histogram}_bucket{{{selector}}}[{WINDOW}])"
+    return f"histogram_quantile({q}, sum by ({by}) ({observed}))"
 
 
 def rows_committed() -> timeseries.Panel:
     return panel(
         lines,
-        "Rows committed per second",
-        "Rows committed to Iceberg per second (rate of offload_rows_total). The offload runs "
-        "every 15 minutes, so this is spiky by design: a spike per run.",
+        "Rows committed per second (1h average)",
+        "Rows committed to Iceberg per second, averaged over the last hour (the recording rule "
+        "iceberg_offload:rows_rate:1h over offload_rows_total). The offload runs every 15 "
+        "minutes: an hour spans four runs, so the line neither drops to zero between runs nor "
+        "spikes at each one.",
         "suffix: rows/s",
-        [query(f"sum by (table) (rate(offload_rows_total{{{T}}}[{RATE}]))", "{{table}}")],
+        [query(f"sum by (table) (iceberg_offload:rows_rate:1h{{{T}}})", "{{table}}")],
     )
 
 
@@ -378,7 +420,8 @@ def attempt_throughput(th: Thresholds) -> timeseries.Panel:
         "Quantiles of the throughput of successful attempts, from the offload_rows_per_second "
         "histogram. Below "
         f"{th['throughput_min_rows_per_second']} rows/s for large attempts is slow "
-        "(IcebergOffloadThroughputLow). Empty between runs: no attempts in the window.",
+        "(IcebergOffloadThroughputLow). Over the attempts of the last hour: empty only when "
+        "no attempt succeeded in the hour.",
         "suffix: rows/s",
         [
             query(quantile(0.5, histogram, "le, table"), "p50 {{table}}"),
@@ -394,27 +437,30 @@ def attempt_duration() -> timeseries.Panel:
     return panel(
         lines,
         "Attempt duration p50 / p95 / p99",
-        "Quantiles of offload attempt duration per table, from the offload_duration_seconds "
-        "histogram (buckets 1 s to 600 s).",
+        "Quantiles of offload attempt duration per table over the attempts of the last hour, "
+        "from the offload_duration_seconds histogram (buckets 1 s to 600 s), and the hour's "
+        "mean (the recording rule iceberg_offload:duration_avg:1h).",
         "s",
         [
-            query(quantile(q, histogram, "le, table"), f"p{round(q * 100)} {{{{table}}}}")
-            for q in (0.5, 0.95, 0.99)
+            *(
+                query(quantile(q, histogram, "le, table"), f"p{round(q * 100)} {{{{table}}}}")
+                for q in (0.5, 0.95, 0.99)
+            ),
+            query(f"iceberg_offload:duration_avg:1h{{{T}}}", "mean {{table}}"),
         ],
     )
 
 
 def cycles_by_status() -> timeseries.Panel:
-    cycles = f"sum by (status) (increase(offload_cycles_total{{{JOB}}}[{RATE}]))"
-    return stacked_bars(
-        panel(
-            lines,
-            "Cycles by status",
-            "Finished offload cycles by status (increase of offload_cycles_total). partial: some "
-            "tables failed; failed: every table failed.",
-            "short",
-            [query(cycles, "{{status}}")],
-        )
+    cycles = f"sum by (status) (iceberg_offload:cycle_count:1h{{{JOB}}})"
+    return panel(
+        lines,
+        "Cycles by status (1h)",
+        "Offload cycles that finished in the last hour, by status (the recording rule "
+        "iceberg_offload:cycle_count:1h over offload_cycles_total): about four per hour with "
+        "the 15-minute schedule. partial: some tables failed; failed: every table failed.",
+        "short",
+        [query(cycles, "{{status}}")],
     )
 
 
@@ -422,8 +468,9 @@ def cycle_duration(th: Thresholds) -> timeseries.Panel:
     return panel(
         lines,
         "Cycle duration p95 and last cycle",
-        "95th percentile of the cycle duration (offload_cycle_duration_seconds histogram) "
-        "and the last cycle's duration, against the slow-cycle thresholds.",
+        "95th percentile of the duration of the cycles of the last hour "
+        "(offload_cycle_duration_seconds histogram) and the last cycle's duration, against the "
+        "slow-cycle thresholds.",
         "s",
         [
             query(quantile(0.95, "offload_cycle_duration_seconds", "le", JOB), "p95"),
@@ -446,18 +493,16 @@ def failures_and_freshness(th: Thresholds) -> Section:
 
 
 def errors_by_type() -> timeseries.Panel:
-    errors = f"sum by (table, error_type) (increase(offload_errors_total{{{T}}}[{RATE}]))"
-    return stacked_bars(
-        panel(
-            lines,
-            "Errors by table and error_type",
-            "Failed attempts by cause (increase of offload_errors_total). The error_type names "
-            "the runbook section: source_*, catalog_unavailable, commit_conflict, write_failed, "
-            "timeout, config_invalid, run_failure, unknown.",
-            "short",
-            [query(errors, "{{table}} {{error_type}}")],
-            links=runbook("failures.md#icebergoffloadconsecutivefailures", "failures"),
-        )
+    errors = f"sum by (table, error_type) (increase(offload_errors_total{{{T}}}[{WINDOW}]))"
+    return panel(
+        lines,
+        "Errors by table and error_type (1h)",
+        "Failed attempts of the last hour by cause (increase of offload_errors_total over 1h). "
+        "The error_type names the runbook section: source_*, catalog_unavailable, "
+        "commit_conflict, write_failed, timeout, config_invalid, run_failure, unknown.",
+        "short",
+        [query(errors, "{{table}} {{error_type}}")],
+        links=runbook("failures.md#icebergoffloadconsecutivefailures", "failures"),
     )
 
 
@@ -469,7 +514,7 @@ def consecutive_failures(th: Thresholds) -> bargauge.Panel:
             "Failed runs since the last success (offload_consecutive_failures). Red at "
             f"{th['consecutive_failures']} (IcebergOffloadConsecutiveFailures, critical).",
             "none",
-            [query(f"offload_consecutive_failures{{{T}}}", "{{table}}")],
+            [current(fresh(f"offload_consecutive_failures{{{T}}}"), "{{table}}")],
             failure_steps(th),
             runbook("failures.md#icebergoffloadconsecutivefailures", "failures"),
         )
@@ -501,7 +546,7 @@ def late_rows(th: Thresholds) -> bargauge.Panel:
         "(increase of offload_late_rows_total). Any is IcebergOffloadLateRows: they are not in "
         "Iceberg until that range is backfilled.",
         "short",
-        [query(late, "{{table}}")],
+        [current(late, "{{table}}")],
         None,
         runbook("late-rows.md#icebergoffloadlaterows", "late rows"),
     ).min(0)
@@ -516,6 +561,115 @@ def since_last_attempt() -> timeseries.Panel:
         "s",
         [query(f"time() - offload_last_run_timestamp_seconds{{{T}}}", "{{table}}")],
         links=runbook("scheduler.md#icebergoffloadtablenotreporting", "not reporting"),
+    )
+
+
+def monitoring_chain(th: Thresholds) -> Section:
+    """Can a quiet dashboard and a quiet pager be trusted: Pushgateway, pushes, sensor, rules."""
+    return board.Row("Monitoring chain"), [
+        pushgateway_up().span(8).height(5),
+        failing_push_groups().span(8).height(5),
+        watchdog().span(8).height(5),
+        heartbeat_history(th).span(12).height(7),
+        push_ages(th).span(12).height(7),
+    ]
+
+
+def up_or_down(up: str, down: str) -> model.ValueMap:
+    """A 0/1 value shown as words in green/red: colours from the mapping, not thresholds."""
+    result = model.ValueMappingResult
+    return model.ValueMap(
+        {
+            "0": result(text=down, color="red", index=0),
+            "1": result(text=up, color="green", index=1),
+        }
+    )
+
+
+def pushgateway_up() -> stat.Panel:
+    return (
+        panel(
+            big_number,
+            "Pushgateway up",
+            "Whether Prometheus' last scrape of the Pushgateway succeeded "
+            '(up{job="pushgateway"}). down: no offload metric reaches Prometheus and every other '
+            "panel is frozen or empty "
+            "(IcebergOffloadPushgatewayDown).",
+            "none",
+            [current('up{job="pushgateway"}', "{{instance}}")],
+            links=runbook("metrics.md#icebergoffloadpushgatewaydown", "Pushgateway down"),
+        )
+        .mappings([up_or_down("up", "down")])
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+    )
+
+
+def failing_push_groups() -> stat.Panel:
+    """Any failing group is red: value mappings, since a count of 1 is no threshold of the rules."""
+    # the Pushgateway stamps each group with its last good and last rejected push
+    failing = f"push_failure_time_seconds{{{JOB}}} > push_time_seconds{{{JOB}}}"
+    result = model.ValueMappingResult
+    ranges = model.DashboardRangeMapOptions
+    mappings: list[model.ValueMapping] = [
+        model.ValueMap({"0": result(color="green", index=0)}),
+        model.RangeMap(ranges(from_val=0.5, to=1e15, result=result(color="red", index=1))),
+    ]
+    return panel(
+        big_number,
+        "Groups whose last push failed",
+        "Pushgateway groups of this pipeline whose last rejected push is newer than their last "
+        "good one (push_failure_time_seconds > push_time_seconds). Red when not 0: a pusher's "
+        "metrics are not getting through (IcebergOffloadMetricsPushFailing).",
+        "none",
+        [current(f"count({failing}) or vector(0)", "groups")],
+        steps(),
+        runbook("metrics.md#icebergoffloadmetricspushfailing", "push failing"),
+    ).mappings(mappings)
+
+
+def watchdog() -> stat.Panel:
+    firing = 'ALERTS{alertname="IcebergOffloadWatchdog", alertstate="firing"}'
+    return (
+        panel(
+            big_number,
+            "Watchdog",
+            "The always-firing IcebergOffloadWatchdog alert: firing means Prometheus evaluates "
+            "the offload rules. No data: the rules are not loaded or not evaluated, and no "
+            "offload alert can fire. Whether Alertmanager delivers it is watched outside (the "
+            "watchdog receiver's heartbeat service).",
+            "none",
+            [current(f"count({firing})", "watchdog")],
+            links=runbook("metrics.md#icebergoffloadwatchdog", "watchdog"),
+        )
+        .mappings([up_or_down("firing", "not firing")])
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+    )
+
+
+def heartbeat_history(th: Thresholds) -> timeseries.Panel:
+    return heartbeat(
+        lines,
+        "Heartbeat age over time",
+        "Age of the metrics sensor's heartbeat over the time range: a saw tooth below "
+        f"{th['heartbeat_max_age_seconds']} s while the sensor ticks every 30 s; a ramp is a "
+        "sensor that stopped (IcebergOffloadSchedulerDown), a gap a Pushgateway that was "
+        "down or emptied.",
+        query,
+        th,
+    )
+
+
+def push_ages(th: Thresholds) -> timeseries.Panel:
+    return panel(
+        lines,
+        "Age of the last good push per group",
+        "Seconds since each Pushgateway group of this pipeline last took a push "
+        "(time() - push_time_seconds): the pipeline-wide group and one per table. The sensor "
+        "pushes every group every 30 s; a group above the line shows stale values (single-value "
+        "panels then show no data for it).",
+        "s",
+        [query(f"time() - push_time_seconds{{{JOB}}}", "{{table}}")],
+        steps(("red", th["heartbeat_max_age_seconds"])),
     )
 
 
@@ -569,8 +723,8 @@ def table_numbers(th: Thresholds) -> list[stat.Panel]:
 def table_stat(
     title: str, metric: str, unit: str, description: str, thresholds: Steps | None = None
 ) -> stat.Panel:
-    selector = f"{metric}{{{PER_TABLE}}}"
-    return panel(big_number, title, description, unit, [query(selector, "{{table}}")], thresholds)
+    value = fresh(f"{metric}{{{PER_TABLE}}}", PER_TABLE)
+    return panel(big_number, title, description, unit, [current(value, "{{table}}")], thresholds)
 
 
 def last_attempt_succeeded() -> stat.Panel:
@@ -647,7 +801,7 @@ def since_maintenance(th: Thresholds) -> stat.Panel:
         "Time since the table's last successful Iceberg maintenance ended (no data: never "
         f"maintained). Orange above {duration(overdue)} (IcebergOffloadMaintenanceOverdue).",
         "s",
-        [query(age, "{{table}}")],
+        [current(age, "{{table}}")],
         steps(("orange", overdue)),
         runbook("maintenance.md#icebergoffloadmaintenanceoverdue", "maintenance overdue"),
     )
@@ -670,17 +824,23 @@ def reconciliation_delta() -> stat.Panel:
         "duplicates or rows the hot tier no longer holds). Orange when not 0 "
         "(IcebergOffloadReconciliationMismatch). The check's detail is in the Dagster UI.",
         "short",
-        [query(f"offload_reconciliation_delta_rows{{{PER_TABLE}}}", "{{table}}")],
+        [
+            current(
+                fresh(f"offload_reconciliation_delta_rows{{{PER_TABLE}}}", PER_TABLE), "{{table}}"
+            )
+        ],
         steps(),
         runbook("reconciliation.md#icebergoffloadreconciliationmismatch", "reconciliation"),
     ).mappings(mappings)
 
 
-def variables() -> list[Builder[model.VariableModel]]:
-    """``datasource`` (default: the provisioned Prometheus), ``pipeline`` (one at a time) and
-    ``table`` (multi, All = .*)."""
+def variables(th: Thresholds, runbooks_url: str) -> list[Builder[model.VariableModel]]:
+    """``datasource`` (default: the provisioned Prometheus), ``pipeline`` (one at a time),
+    ``table`` (multi, All = .*), and the hidden ``runbooks`` (link base) and ``stale_after``."""
     pipelines = "label_values(offload_heartbeat_timestamp_seconds, pipeline)"
-    tables = 'label_values(offload_source_max_timestamp_seconds{pipeline="$pipeline"}, table)'
+    # the sensor pushes a table's run counters from the event log at every tick, whether or not
+    # its hot tier or Iceberg table can be read: every configured table has them
+    tables = f"label_values(offload_runs_total{{{JOB}}}, table)"
     datasource = (
         board.DatasourceVariable("datasource")
         .label("Data source")
@@ -720,7 +880,23 @@ def variables() -> list[Builder[model.VariableModel]]:
         .regex("")
         .sort(model.VariableSort.ALPHABETICAL_ASC)
     )
-    return [datasource, pipeline_variable, table_variable]
+    runbooks = (
+        board.TextBoxVariable("runbooks")
+        .label("Runbooks URL")
+        .description("Where docs/runbooks/ is published; every runbook link starts here.")
+        .default_value(runbooks_url)
+        .current(model.VariableOption(selected=True, text=runbooks_url, value=runbooks_url))
+        .hide(model.VariableHide.HIDE_VARIABLE)
+    )
+    stale_after = (
+        board.ConstantVariable("stale_after")
+        .description(
+            "Seconds after its group's last push a pushed value counts as stale "
+            "(heartbeat_max_age_seconds)."
+        )
+        .value(str(th["heartbeat_max_age_seconds"]))
+    )
+    return [datasource, pipeline_variable, table_variable, runbooks, stale_after]
 
 
 def dashboard_links() -> Links:
@@ -746,8 +922,10 @@ def annotations_and_alerts() -> board.AnnotationQuery:
     )
 
 
-def build(thresholds: Thresholds | None = None) -> model.Dashboard:
-    """The dashboard (deterministic: same thresholds, same dashboard)."""
+def build(
+    thresholds: Thresholds | None = None, runbooks_url: str = DEFAULT_RUNBOOKS_URL
+) -> model.Dashboard:
+    """The dashboard (deterministic: same thresholds and runbooks URL, same dashboard)."""
     th = thresholds or read_thresholds()
     dashboard = (
         board.Dashboard(TITLE)
@@ -767,12 +945,19 @@ def build(thresholds: Thresholds | None = None) -> model.Dashboard:
         .fiscal_year_start_month(0)
         .version(1)
         .links(dashboard_links())
-        .variables(variables())
+        .variables(variables(th, runbooks_url.rstrip("/")))
         .annotation(annotations_and_alerts())
     )
     # rows stay expanded (Row.with_panel would nest the panels and collapse the row), and the
     # SDK starts a new grid line only once a line is full: each section's widths fill 24 columns
-    for section in (overview, throughput_and_duration, failures_and_freshness, per_table):
+    sections = (
+        overview,
+        throughput_and_duration,
+        failures_and_freshness,
+        monitoring_chain,
+        per_table,
+    )
+    for section in sections:
         row, panels = section(th)
         dashboard.with_row(row)
         for each in panels:
@@ -794,15 +979,23 @@ def render(dashboard: model.Dashboard | None = None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare with the committed JSON")
+    parser.add_argument(
+        "--runbooks-url",
+        default=DEFAULT_RUNBOOKS_URL,
+        help=f"where docs/runbooks/ is published (default: {DEFAULT_RUNBOOKS_URL})",
+    )
+    args = parser.parse_args(argv)
+    text = render(build(runbooks_url=args.runbooks_url))
+    if args.check:
         if not OUTPUT.exists() or OUTPUT.read_text() != text:
             print(f"{OUTPUT.name} is stale: run python docker/grafana/build_dashboard.py")
             return 1
         return 0
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT.relative_to(HERE.parent.parent)}")
+    print(f"wrote {OUTPUT}")
     return 0
 
 

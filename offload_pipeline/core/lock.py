@@ -15,16 +15,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from offload_pipeline.core import cancel
-from offload_pipeline.errors import CommitConflictError
+from offload_pipeline.errors import CommitConflictError, ConfigInvalidError
 
 
 @contextmanager
 def table_lock(lock_dir: Path, table: str, timeout_s: float) -> Iterator[None]:
     """Hold the writer lock of ``table``, waiting up to ``timeout_s`` for the current holder (a
-    stop request ends the wait)."""
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    stop request ends the wait).
+
+    Raises:
+        ConfigInvalidError: the lock file cannot be created under ``lock_dir``.
+        CommitConflictError: another writer held the lock for longer than ``timeout_s``.
+    """
     path = lock_dir / f"{table}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        # e.g. lock_dir is a file: waiting and retrying cannot change that
+        raise ConfigInvalidError(
+            f"table '{table}': run.lock_dir: cannot create the lock file {path}: {e.strerror}"
+        ) from e
     try:
         deadline = time.monotonic() + timeout_s
         while True:

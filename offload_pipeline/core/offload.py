@@ -36,6 +36,7 @@ from offload_pipeline.core.window import (
     CursorValue,
     Watermark,
     Window,
+    checked_event_time,
     lag_seconds,
     plan_window,
 )
@@ -106,7 +107,7 @@ def offload(
             log.warning("table %s: schema evolved: %s", spec.name, change)
         cancel.check(spec.name)
         state = decode_state(iceberg.properties)
-        source_max = snap.max_event_time()
+        source_max = checked_event_time(snap.max_event_time(), spec.name, spec.cursor.event_time)
         planned_at = int(clock() * MICROS)
         window = plan_window(state.watermark, source_max, planned_at, spec.settle_delay_seconds)
         failpoint("plan")

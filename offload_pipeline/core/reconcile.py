@@ -17,6 +17,7 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, HourTransform
 
+from offload_pipeline.core.failpoints import failpoint
 from offload_pipeline.core.handle import TableHandle
 from offload_pipeline.core.iceberg.commit import Range
 from offload_pipeline.core.iceberg.state import decode_state
@@ -154,6 +155,7 @@ class ClosedWindowCheck:
 def check_closed_windows(table: TableHandle, days: int) -> ClosedWindowCheck:
     """Compare the last ``days`` UTC days (each cut at the watermark) and the recent window."""
     spec = table.spec
+    failpoint("reconcile.check")
     iceberg = table.catalog.load(spec)
     state = decode_state(iceberg.properties) if iceberg is not None else None
     if iceberg is None or state is None or state.watermark is None:

@@ -11,7 +11,7 @@ from offload_pipeline.config import redact
 from offload_pipeline.core.handle import TableHandle
 from offload_pipeline.core.iceberg.state import CommittedState, decode_state, is_offload_commit
 from offload_pipeline.core.maintenance import live_data_files, small_file_ratio
-from offload_pipeline.core.window import iso, lag_seconds
+from offload_pipeline.core.window import checked_event_time, iso, lag_seconds
 from offload_pipeline.errors import OffloadError
 
 
@@ -94,7 +94,8 @@ def observe(table: TableHandle, now_us: int, small_file_bytes: int | None = None
         values = {"iceberg_unreadable": True}
     try:
         with table.source.snapshot(spec) as snap:
-            values["source_max_ts"] = snap.max_event_time()
+            newest = snap.max_event_time()
+            values["source_max_ts"] = checked_event_time(newest, spec.name, spec.cursor.event_time)
     except OffloadError as e:
         errors.append(e)
     return Observation(now_us, **values, errors=tuple(errors))

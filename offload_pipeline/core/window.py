@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+from offload_pipeline.errors import SchemaMismatchError
+
 MICROS = 1_000_000
 HOUR = 3_600 * MICROS
 DAY = 24 * HOUR
@@ -105,3 +107,24 @@ def from_micros(us: int) -> datetime:
 def iso(us: int | None) -> str | None:
     """ISO-8601 UTC text of microseconds since the epoch (None stays None)."""
     return None if us is None else from_micros(us).isoformat().replace("+00:00", "Z")
+
+
+MIN_MICROS = to_micros(datetime.min.replace(tzinfo=UTC))
+MAX_MICROS = to_micros(datetime.max.replace(tzinfo=UTC))
+"""The event times a date can hold (years 1 to 9999): the watermark is kept as ISO text too."""
+
+
+def checked_event_time(us: int | None, table: str, column: str) -> int | None:
+    """``us``, a hot-tier event time, refused when no date holds it.
+
+    Raises:
+        SchemaMismatchError: ``us`` lies outside years 1 to 9999; names table, column and value.
+    """
+    if us is not None and not MIN_MICROS <= us <= MAX_MICROS:
+        years = "after 9999" if us > MAX_MICROS else "before year 1"
+        raise SchemaMismatchError(
+            f"table '{table}': column '{column}': event time {us} µs lies {years}, outside the "
+            "dates a watermark can hold: fix or delete the row in the hot tier (runs write "
+            "nothing until then)"
+        )
+    return us

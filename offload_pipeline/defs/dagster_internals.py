@@ -4,11 +4,13 @@
 checked against.
 """
 
+from dagster._config import validate_config
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 from dagster._core.execution.stats import RunStepKeyStatsSnapshot, StepEventStatus
 from dagster._core.log_manager import has_log_record_metadata
+from dagster._utils.schedules import is_valid_cron_string
 
 CHECKED_AGAINST = "1.13.27"
 
@@ -18,4 +20,6 @@ __all__ = [
     "StepEventStatus",
     "UnresolvedAssetJobDefinition",
     "has_log_record_metadata",
+    "is_valid_cron_string",
+    "validate_config",
 ]

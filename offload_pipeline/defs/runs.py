@@ -7,6 +7,7 @@ host and pid; the next one fails the dead ones and frees their slots before it s
 process ending before its run does (a stop that reached no safe point) fails its own.
 """
 
+import logging
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ import dagster as dg
 
 from offload_pipeline.config import Config
 from offload_pipeline.core.window import from_micros, iso
+from offload_pipeline.defs.checks import RECONCILIATION_CHECK
 from offload_pipeline.defs.eventlog import RUN_FAILURE, error_type_of
 from offload_pipeline.defs.jobs import (
     BACKFILL,
@@ -33,6 +35,7 @@ from offload_pipeline.defs.jobs import (
     partition_of,
 )
 from offload_pipeline.defs.maintenance import op_name
+from offload_pipeline.errors import first_line
 
 HOST_TAG = "offload/host"
 PID_TAG = "offload/pid"
@@ -47,6 +50,40 @@ class TableOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
     error_type: str | None = None
     message: str | None = None
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Dagster's console line with an event's error cut to its message line: the stack stays in
+    the event log (and on the console with ``--verbose``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # dagster appends an event's error after a blank line
+        return super().format(record).split("\n\n", 1)[0]
+
+
+@dg.logger(
+    config_schema={"log_level": dg.Field(str, is_required=False, default_value="INFO")},
+    description="Dagster's console log, an event's error shown as one line.",
+)
+def one_line_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    """The console logger of in-process runs unless the command line asks for tracebacks."""
+    logger = logging.Logger("dagster", init_context.logger_config["log_level"])
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        _OneLineFormatter(
+            "%(asctime)s - %(name)s - %(levelname)s - %(message)s", "%Y-%m-%d %H:%M:%S %z"
+        )
+    )
+    logger.addHandler(handler)
+    return logger
+
+
+def in_process_definitions(defs: dg.Definitions, verbose: bool) -> dg.Definitions:
+    """``defs`` for a run in this process: errors on the console are one line unless
+    ``verbose`` (Dagster's own console logger, with stacks)."""
+    if verbose:
+        return defs
+    return dg.Definitions.merge(defs, dg.Definitions(loggers={"console": one_line_console_logger}))
 
 
 def run_cycle(
@@ -93,9 +130,9 @@ def run_backfill(
             RANGE_END_TAG: last,
         },
         asset_selection=[key],
-        run_config=dg.RunConfig(
-            ops={key.to_python_identifier(): {"config": {"start_us": start_us, "end_us": end_us}}}
-        ),
+        ops_config={
+            key.to_python_identifier(): {"config": {"start_us": start_us, "end_us": end_us}}
+        },
     )
     return replace(outcome, table=spec.name)
 
@@ -159,6 +196,7 @@ def _execute(
     names: Sequence[str],
     step_key: Callable[[str], str],
     tags: Mapping[str, str] | None = None,
+    ops_config: Mapping[str, Any] | None = None,
     **selection: Any,
 ) -> list[TableOutcome]:
     """Run ``job`` over ``selection`` after reclaiming dead runs; one outcome per table, read
@@ -167,6 +205,8 @@ def _execute(
     result = job.execute_in_process(
         instance=instance,
         raise_on_error=False,
+        # Dagster starts only the loggers a run config names (else its own default console)
+        run_config={"loggers": {"console": {}}, "ops": dict(ops_config or {})},
         tags={**(tags or {}), **in_process_tags()},
         **selection,
     )
@@ -177,11 +217,16 @@ def _outcomes(
     events: Sequence[dg.DagsterEvent], names: Sequence[str], step_key: Callable[[str], str]
 ) -> list[TableOutcome]:
     """The step's output metadata on success, the reported error type on failure,
-    ``run_failure`` for a step that never finished."""
+    ``run_failure`` for a step that never finished; a table whose reconciliation check step
+    failed (the run is then failed in Dagster too) is failed as well."""
     by_step = {step_key(name): name for name in names}
+    checks = {_check_step(name): name for name in names}
     outcomes = {name: TableOutcome(name, success=False, error_type=RUN_FAILURE) for name in names}
     metadata: dict[str, dict[str, Any]] = {}
+    crashed_checks: dict[str, dg.DagsterEvent] = {}
     for event in events:
+        if event.step_key in checks and event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            crashed_checks[checks[event.step_key]] = event
         name = by_step.get(event.step_key or "")
         if name is None:
             continue
@@ -191,7 +236,21 @@ def _outcomes(
             outcomes[name] = TableOutcome(name, success=True, metadata=metadata.get(name, {}))
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             outcomes[name] = _failed(name, event)
+    for name, event in crashed_checks.items():
+        if outcomes[name].success:
+            outcomes[name] = TableOutcome(
+                name,
+                success=False,
+                metadata=outcomes[name].metadata,
+                error_type=error_type_of(event),
+                message=f"rows committed, but the reconciliation check failed: {_cause(event)}",
+            )
     return [outcomes[name] for name in names]
+
+
+def _check_step(table: str) -> str:
+    """The step of a bronze asset's reconciliation check (Dagster names it asset_check)."""
+    return f"{table}_{RECONCILIATION_CHECK}"
 
 
 def _asset_step(table: str) -> str:
@@ -209,15 +268,23 @@ def _names(config: Config, tables: list[str]) -> list[str]:
 
 def _failed(table: str, event: dg.DagsterEvent) -> TableOutcome:
     """The outcome of ``table`` from its STEP_FAILURE event."""
-    data = event.step_failure_data
-    user = data.user_failure_data
+    user = event.step_failure_data.user_failure_data
     message = user.description if user is not None else None
     return TableOutcome(
         table,
         success=False,
         error_type=error_type_of(event),
-        message=message or (data.error.message.strip() if data.error else None),
+        # an unexplained error reaches here wrapped ("Exceeded max_retries"): show its cause
+        message=message or _cause(event),
     )
+
+
+def _cause(event: dg.DagsterEvent) -> str:
+    """The first line of the innermost exception of a failed step (Dagster wraps it)."""
+    error = event.step_failure_data.error
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return first_line(Exception(error.message)) if error is not None else "no error recorded"
 
 
 def _started_runs(instance: dg.DagsterInstance, tags: Mapping[str, str]) -> list[dg.DagsterRun]:

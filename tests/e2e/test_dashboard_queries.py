@@ -5,7 +5,8 @@ Pushgateway and scraped by a real Prometheus with the project's rules. Then ever
 panel in docker/grafana/dashboards/iceberg-offload.json, repeated-row panels included, is run
 through the Prometheus HTTP API the way Grafana would send it, and must return at least one
 series. The original deployment shipped panels that queried series nobody exported; this test
-is what keeps that from happening again.
+is what keeps that from happening again. Also live: single-value panels go blank once their
+series is stale, and ``$table`` lists a table whose hot tier cannot be read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from offload_pipeline.metrics.push import delete_group, group_key
 from tests.conftest import http_json, promql
 from tests.e2e.test_metrics import break_table, cycle, maintenance, mend_table, tick
 from tests.e2e.test_metrics import value as pushed
@@ -31,9 +33,7 @@ DASHBOARD_FILE = ROOT / "docker" / "grafana" / "dashboards" / "iceberg-offload.j
 GUIDE = ROOT / "docs" / "monitoring.md"
 EMPTY_WHILE_HEALTHY = "# empty while healthy"
 BROKEN = DEMO_TABLES[1]
-# Grafana's variables as the test substitutes them: All tables, a 1-minute rate window (the
-# test Prometheus scrapes every second)
-RATE_INTERVAL = "1m"
+SINGLE_VALUE_PANELS = {"stat", "gauge", "bargauge"}
 
 
 def panels(dashboard: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
@@ -49,16 +49,16 @@ def panels(dashboard: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
     return out
 
 
-def substitute(expr: str, table: str = ".*") -> str:
-    """The query Grafana sends: template variables replaced."""
+def substitute(expr: str, table: str = ".*", stale_after: str | None = None) -> str:
+    """The query Grafana sends: template variables replaced (``stale_after``: the dashboard's
+    constant unless given)."""
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    constants = {v["name"]: v["query"] for v in dashboard["templating"]["list"]}
     for variable, value in (
         ("${table}", table),
         ("$table", table),
         ("$pipeline", "default"),
-        ("${__rate_interval}", RATE_INTERVAL),
-        ("$__rate_interval", RATE_INTERVAL),
-        ("$__range", "1h"),
-        ("$__interval", "15s"),
+        ("$stale_after", stale_after or constants["stale_after"]),
     ):
         expr = expr.replace(variable, value)
     assert "$" not in expr, f"unsubstituted variable in {expr}"
@@ -123,10 +123,7 @@ def test_every_dashboard_query_returns_data(project, pushgateway, prometheus):
         assert time.monotonic() < deadline, "Prometheus never scraped the Pushgateway"
         time.sleep(0.5)
 
-    # the $table variable: label_values(offload_source_max_timestamp_seconds, table)
-    match = urllib.parse.urlencode({"match[]": "offload_source_max_timestamp_seconds"})
-    values = http_json(f"{prometheus.url}/api/v1/label/table/values?{match}")["data"]
-    assert sorted(values) == sorted(DEMO_TABLES)
+    assert sorted(variable_values(dashboard, "table", prometheus)) == sorted(DEMO_TABLES)
 
     queries: list[tuple[str, str]] = []
     for panel, repeated in panels(dashboard):
@@ -166,3 +163,89 @@ def test_every_dashboard_query_returns_data(project, pushgateway, prometheus):
     assert {"IcebergOffloadConsecutiveFailures"} <= {a["metric"]["alertname"] for a in firing}
     late = promql(prometheus, "sum(increase(offload_late_rows_total[1h]))")
     assert late and float(late[0]["value"][1]) > 0
+
+
+def variable_values(dashboard: dict[str, Any], name: str, prometheus) -> list[str]:
+    """What Grafana lists for a ``label_values(selector, label)`` query variable."""
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == name]
+    found = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["query"]["query"])
+    assert found, variable["query"]
+    selector, label = substitute(found[1]), found[2]
+    match = urllib.parse.urlencode({"match[]": selector})
+    values: list[str] = http_json(f"{prometheus.url}/api/v1/label/{label}/values?{match}")["data"]
+    return values
+
+
+def test_a_table_whose_hot_tier_cannot_be_read_is_listed(project, pushgateway, prometheus):
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    for table in DEMO_TABLES:
+        project.seed(100, table=table)
+    break_table(project, BROKEN)  # before its first run: nothing about it was ever measured
+    tick(project)
+    scraped(prometheus, pushgateway)
+    # the sensor could not measure it ...
+    assert not promql(prometheus, f'offload_source_max_timestamp_seconds{{table="{BROKEN}"}}')
+    assert pushed(pushgateway, "offload_source_max_timestamp_seconds", table=BROKEN) is None
+    # ... and the $table variable still lists it, beside the readable tables
+    assert sorted(variable_values(dashboard, "table", prometheus)) == sorted(DEMO_TABLES)
+
+
+def single_value_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title, raw expr) of the single-value panels that read pushed values through the
+    freshness guard."""
+    return [
+        (panel["title"], target["expr"])
+        for panel, _ in panels(dashboard)
+        if panel["type"] in SINGLE_VALUE_PANELS
+        for target in panel["targets"]
+        if "$stale_after" in target["expr"]
+    ]
+
+
+def test_single_value_panels_show_no_data_once_their_series_is_stale(
+    project, pushgateway, prometheus
+):
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    table = DEMO_TABLES[0]
+    for each in DEMO_TABLES:
+        project.seed(500, table=each)
+    assert all(o.success for o in cycle(project))
+    tick(project)
+    scraped(prometheus, pushgateway)
+    guarded = single_value_queries(dashboard)
+    assert len(guarded) >= 8
+    heartbeat_age = [
+        t["expr"]
+        for p, _ in panels(dashboard)
+        if p["type"] == "stat" and p["title"] == "Heartbeat age"
+        for t in p["targets"]
+    ]
+
+    def empty(stale_after: str | None = None) -> list[str]:
+        return [
+            title
+            for title, expr in guarded
+            if not promql(prometheus, substitute(expr, table, stale_after))
+        ]
+
+    # fresh: every guarded panel shows its value
+    assert empty() == []
+    # nobody pushes for longer than the staleness limit (here 2 s instead of the 180 s default):
+    # every pushed value reads as no data, while the ages that show the silence keep a value
+    time.sleep(3)
+    assert sorted(empty("2")) == sorted(title for title, _ in guarded)
+    (age,) = promql(prometheus, substitute(heartbeat_age[0]))
+    assert float(age["value"][1]) >= 2
+
+    # a group deleted from the Pushgateway (as the sensor does for a removed table): Prometheus
+    # marks its series stale and the instant queries return nothing, whatever the limit
+    assert empty() == []
+    assert delete_group(pushgateway.url, group_key("default", table))
+    deadline = time.monotonic() + 30
+    per_table = [(t, e) for t, e in guarded if "table=~" in e]
+    while [t for t, e in per_table if promql(prometheus, substitute(e, table))]:
+        assert time.monotonic() < deadline, "deleted table still shown"
+        time.sleep(0.5)
+    # the other tables still show theirs
+    other = DEMO_TABLES[2]
+    assert all(promql(prometheus, substitute(e, other)) for _, e in per_table)

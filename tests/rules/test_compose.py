@@ -290,3 +290,27 @@ def test_offload_yaml_loads_with_the_example_environment(monkeypatch, services):
     # every variable offload.yaml reads is passed to the container that loads it
     used = set(COMPOSE_VAR.findall(without_comments(OFFLOAD_YAML.read_text())))
     assert used <= environment(services["user-code"]).keys()
+
+
+def test_minio_settings_use_the_object_storage_properties_the_tests_prove(services):
+    """docker/offload.yaml reaches MinIO with exactly the ``s3.*`` catalog properties that
+    tests/integration/test_object_storage.py runs against a real S3 server, each secret a ${VAR}
+    the minio-init job also gives MinIO; its warehouse bucket is the one minio-init creates."""
+    from tests.object_store import CATALOG_PROPERTIES
+
+    catalog = yaml.safe_load(OFFLOAD_YAML.read_text())["catalog"]["properties"]
+    s3_keys = {key for key in catalog if key.startswith("s3.")}
+    assert s3_keys == CATALOG_PROPERTIES.keys()
+    endpoint = catalog["s3.endpoint"]
+    host, port = endpoint.removeprefix("http://").split(":")
+    assert host == "minio" and int(port) in container_ports(services["minio"])
+    init = services["minio-init"]
+    script = "\n".join(init["command"])
+    assert f"mc alias set local {endpoint} " in script
+    bucket = catalog["warehouse"].removeprefix("s3://").split("/")[0]
+    assert f"mc mb --ignore-existing local/{bucket}\n" in script
+    # the pipeline's S3 user is the one minio-init creates, from the same variables
+    for key in ("s3.access-key-id", "s3.secret-access-key"):
+        var = ONLY_VAR.match(catalog[key]).group(0)[2:-1]
+        assert environment(init)[var] == f"${{{var}}}"
+        assert f'"$${{{var}}}"' in script

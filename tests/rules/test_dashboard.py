@@ -7,7 +7,6 @@ That every query returns data is checked live in tests/e2e/test_dashboard_querie
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from offload_pipeline.metrics.contract import BY_NAME, METRICS
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +32,20 @@ DATASOURCES = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "dashboards.yml"
 THRESHOLDS_FILE = ROOT / "docker" / "prometheus" / "thresholds.yml"
 RULES_FILE = ROOT / "docker" / "prometheus" / "rules" / "iceberg-offload-alerts.yml"
-RUNBOOK_URL_PREFIX = "https://github.com/offload-pipeline/offload_pipeline/blob/main/docs/runbooks/"
+RUNBOOKS_DIR = ROOT / "docs" / "runbooks"
+RUNBOOK_LINK_PREFIX = "${runbooks}/"
 
-# series Prometheus makes itself, not pushed by the pipeline
-BUILTIN_SERIES = {"ALERTS", "ALERTS_FOR_STATE", "up"}
+# series Prometheus and the Pushgateway make themselves, not pushed by the pipeline
+BUILTIN_SERIES = {
+    "ALERTS",
+    "ALERTS_FOR_STATE",
+    "up",
+    "push_time_seconds",
+    "push_failure_time_seconds",
+}
+SINGLE_VALUE_PANELS = {"stat", "gauge", "bargauge"}
+# the offload runs every 15 minutes: a window over its counters spans several runs
+MIN_WINDOW_SECONDS = 3600
 PROMQL_WORDS = {
     "sum",
     "by",
@@ -64,6 +74,7 @@ PROMQL_WORDS = {
     "absent",
     "clamp_min",
     "le",
+    "vector",
 }
 # which thresholds.yml keys a panel showing this metric must use
 PANEL_THRESHOLDS = {
@@ -91,11 +102,7 @@ PANEL_TYPES = {"timeseries", "stat", "gauge", "table", "bargauge", "row"}
 
 
 def load_build_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_dashboard", BUILD_SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BUILD_SCRIPT)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +135,7 @@ def metric_names(expr: str) -> set[str]:
     stripped = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
     stripped = re.sub(r"\{[^{}]*\}", "", stripped)
     stripped = re.sub(r"\[[^\]]*\]", "", stripped)
+    stripped = re.sub(r"\$\{?\w+\}?", "", stripped)  # template variables
     stripped = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", "", stripped)
     names = set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", stripped))
     return {n for n in names if n not in PROMQL_WORDS}
@@ -178,9 +186,8 @@ def test_dashboard_identity_and_settings(dashboard):
     assert dashboard["tags"] == ["iceberg", "offload", "dagster"]
     assert dashboard["time"]["from"] == "now-6h"
     urls = {link["url"] for link in dashboard["links"]}
-    assert RUNBOOK_URL_PREFIX + "README.md" in urls
+    assert RUNBOOK_LINK_PREFIX + "README.md" in urls
     assert "http://localhost:3000" in urls
-    assert (ROOT / "docs" / "runbooks" / "README.md").exists()
 
 
 def test_panel_ids_are_unique_and_the_grid_has_no_overlap(dashboard):
@@ -234,9 +241,12 @@ def test_the_table_variable(dashboard):
     table = variables["table"]
     assert table["type"] == "query"
     assert table["datasource"]["uid"] == "${datasource}"
+    # a counter the sensor pushes for every configured table from the event log, readable hot
+    # tier or not (tests/e2e/test_dashboard_queries.py lists a table whose hot tier is gone)
     assert table["query"]["query"] == (
-        'label_values(offload_source_max_timestamp_seconds{pipeline="$pipeline"}, table)'
+        'label_values(offload_runs_total{job="iceberg_offload", pipeline="$pipeline"}, table)'
     )
+    assert BY_NAME["offload_runs_total"].scope == "table"
     assert table["multi"] is True and table["includeAll"] is True and table["allValue"] == ".*"
 
 
@@ -282,10 +292,16 @@ def test_every_panel_has_a_unit(dashboard):
         assert p["fieldConfig"]["defaults"].get("unit"), f"{p['title']} has no unit"
 
 
+def recording_rules() -> set[str]:
+    groups = yaml.safe_load(RULES_FILE.read_text())["groups"]
+    return {r["record"] for g in groups for r in g["rules"] if "record" in r}
+
+
 def test_metric_names_exist_and_histograms_are_never_bare(dashboard):
+    recorded = recording_rules()
     for expr in expressions(dashboard):
         for name in metric_names(expr):
-            if name in BUILTIN_SERIES:
+            if name in BUILTIN_SERIES or name in recorded:
                 continue
             base = contract_series(name)
             assert base is not None, f"{name} is not a contract metric ({expr})"
@@ -304,13 +320,32 @@ def test_no_rate_or_increase_over_a_gauge(dashboard):
             assert func != "delta", f"delta() is for gauges, never counters: {expr}"
 
 
-def test_rates_use_the_rate_interval_or_a_threshold_window(dashboard, thresholds):
-    windows = {"$__rate_interval"} | {
+def seconds(duration: str) -> int:
+    """A PromQL duration of one unit (90s, 5m, 1h, 2d) in seconds."""
+    match = re.fullmatch(r"(\d+)([smhd])", duration)
+    assert match, f"not a fixed duration: {duration}"
+    return int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def test_counter_windows_span_several_runs(dashboard):
+    # the counters move once per 15-minute run: a short window ($__rate_interval, 5m) is empty
+    # between runs and spikes at each one
+    for expr in expressions(dashboard):
+        assert "$__rate_interval" not in expr and "$__interval" not in expr, expr
+        assert not re.search(r"\birate\s*\(", expr), expr
+        for window in re.findall(r"\[([^\]]+)\]", expr):
+            assert seconds(window) >= MIN_WINDOW_SECONDS, f"window {window} in {expr}"
+    for name in recording_rules():
+        assert name.endswith(":1h"), name
+
+
+def test_windows_have_the_alerts_lengths(dashboard, thresholds):
+    windows = {
         f"{int(thresholds[k]) // 3600}h"
         for k in ("success_rate_window_seconds", "late_rows_window_seconds")
     }
     for expr in expressions(dashboard):
-        for window in re.findall(r"\b(?:rate|irate|increase)\s*\([^\[]*\[([^\]]+)\]", expr):
+        for window in re.findall(r"\b(?:rate|increase)\s*\([^\[]*\[([^\]]+)\]", expr):
             assert window in windows, f"window {window} in {expr}"
 
 
@@ -365,12 +400,13 @@ def test_the_required_panels_are_there(dashboard):
         "offload_lag_seconds",
         "increase(offload_runs_total",
         "offload_tables_configured",
-        "rate(offload_rows_total",
+        "iceberg_offload:rows_rate:1h",
+        "iceberg_offload:duration_avg:1h",
+        "iceberg_offload:cycle_count:1h",
         "offload_duration_seconds_bucket",
         "offload_last_cycle_duration_seconds",
         "increase(offload_errors_total",
         "offload_rows_per_second_bucket",
-        "increase(offload_cycles_total",
         "time() - offload_watermark_timestamp_seconds",
         "offload_consecutive_failures",
         "increase(offload_late_rows_total",
@@ -380,11 +416,14 @@ def test_the_required_panels_are_there(dashboard):
         "offload_reconciliation_delta_rows",
         'ALERTS{alertstate="firing", alertname=~"IcebergOffload.*", '
         'alertname!="IcebergOffloadWatchdog"}',
+        'up{job="pushgateway"}',
+        "push_failure_time_seconds",
+        'ALERTS{alertname="IcebergOffloadWatchdog", alertstate="firing"}',
     ):
         assert needle in exprs, f"no panel queries {needle}"
     for q in ("0.5", "0.95", "0.99"):
         assert (
-            f"histogram_quantile({q}, sum by (le, table) (rate(offload_duration_seconds_bucket"
+            f"histogram_quantile({q}, sum by (le, table) (increase(offload_duration_seconds_bucket"
             in exprs
         )
 
@@ -413,3 +452,75 @@ def test_the_monitoring_guide_describes_every_panel_and_links_real_runbooks(dash
         text = (ROOT / "docs" / "runbooks" / page).read_text()
         anchors = {heading_anchor(h) for h in re.findall(r"^#+\s+(.+)$", text, re.MULTILINE)}
         assert anchor in anchors, f"docs/monitoring.md links {page}#{anchor}, no such heading"
+
+
+def test_single_value_panels_show_no_data_for_stale_series(dashboard, thresholds):
+    """A stat must not stay green on a value nobody refreshes: the newest sample only (``last``,
+    never ``lastNotNull``), instant queries (a series Prometheus marked stale returns nothing),
+    and a pushed value only while its Pushgateway group was pushed within ``$stale_after``."""
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["stale_after"]["type"] == "constant"
+    assert float(variables["stale_after"]["query"]) == thresholds["heartbeat_max_age_seconds"]
+    guarded = 0
+    for p in data_panels(dashboard):
+        if p["type"] not in SINGLE_VALUE_PANELS:
+            continue
+        assert p["options"]["reduceOptions"]["calcs"] == ["last"], p["title"]
+        for t in p["targets"]:
+            assert t.get("instant") is True and not t.get("range"), p["title"]
+            assert t["format"] == "time_series", p["title"]
+            expr = t["expr"]
+            pushed = [n for n in metric_names(expr) if contract_series(n)]
+            # ages (time() - a timestamp) grow on their own, windows count to 0: neither can
+            # show an old value as current
+            relative = expr.startswith("time() -") or re.search(r"\bincrease\(", expr)
+            if pushed and not relative:
+                guarded += 1
+                assert re.search(
+                    r"\n  and on \(job, pipeline(?:, table)?\)\n"
+                    r"\(time\(\) - push_time_seconds\{.*\} < \$stale_after\)$",
+                    expr,
+                ), f"{p['title']}: no freshness guard in {expr}"
+    assert guarded >= 8
+
+
+def runbook_links(dashboard: dict[str, Any]) -> list[str]:
+    """Every link of the dashboard and of its panels that points into the runbooks."""
+    links = [link["url"] for link in dashboard["links"]]
+    links += [link["url"] for p in all_panels(dashboard) for link in p.get("links", [])]
+    return [url for url in links if "runbook" in url.lower() or url.endswith(".md")] + [
+        url for url in links if "github.com" in url
+    ]
+
+
+def test_runbook_links_start_at_the_configurable_base_and_resolve(dashboard):
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    runbooks = variables["runbooks"]
+    assert runbooks["type"] == "textbox"
+    assert runbooks["query"] == runbooks["current"]["value"] == "docs/runbooks"
+    assert "github.com" not in json.dumps(dashboard)
+    links = runbook_links(dashboard)
+    assert len(links) >= 10
+    for url in links:
+        assert url.startswith(RUNBOOK_LINK_PREFIX), url
+        page, _, anchor = url.removeprefix(RUNBOOK_LINK_PREFIX).partition("#")
+        path = RUNBOOKS_DIR / page
+        assert path.is_file(), f"{url}: no {path.relative_to(ROOT)}"
+        if anchor:
+            text = path.read_text()
+            anchors = {heading_anchor(h) for h in re.findall(r"^#+\s+(.+)$", text, re.MULTILINE)}
+            assert anchor in anchors, f"{url}: no such heading in {page}"
+
+
+def test_the_runbooks_url_is_a_build_setting(tmp_path):
+    module = load_build_script()
+    module.OUTPUT = tmp_path / "iceberg-offload.json"
+    assert module.main(["--runbooks-url", "https://docs.example.org/offload/runbooks/"]) == 0
+    built = json.loads(module.OUTPUT.read_text())
+    variables = {v["name"]: v for v in built["templating"]["list"]}
+    assert variables["runbooks"]["query"] == "https://docs.example.org/offload/runbooks"
+    assert runbook_links(built) == runbook_links(json.loads(DASHBOARD_FILE.read_text()))
+    # the committed file is the default build, and --check says a custom one differs from it
+    module.OUTPUT = DASHBOARD_FILE
+    assert module.main(["--check"]) == 0
+    assert module.main(["--check", "--runbooks-url", "https://docs.example.org/"]) == 1

@@ -12,7 +12,6 @@ from offload_pipeline.core.sources._common import (
     arrow_schema,
     conform_batch,
     driver_error,
-    scrub,
 )
 from offload_pipeline.errors import (
     OffloadTimeoutError,
@@ -20,6 +19,7 @@ from offload_pipeline.errors import (
     SourceQueryError,
     SourceUnavailableError,
     first_line,
+    scrub,
 )
 
 PASSWORD = "p@ss:/w%rd x"  # every character URLs treat specially

@@ -1,4 +1,5 @@
-"""The Iceberg catalog: opened lazily with a short retry, tables loaded or created on first use.
+"""The Iceberg catalog: opened lazily with a short retry (creating the directories of a local one),
+tables loaded or created on first use.
 
 Opening a new SQL catalog creates its tables, and two processes creating one table (or its
 namespace) at once collide; both races are retried, since the winner's result is as good as ours.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
@@ -29,7 +32,9 @@ from offload_pipeline.errors import (
     CatalogUnavailableError,
     ConfigInvalidError,
     LostTableError,
+    WriteFailedError,
     first_line,
+    scrub,
 )
 
 
@@ -41,6 +46,39 @@ class Registration:
     metadata_location: str
     registered: bool
     """False when the catalog already had the table (nothing was changed)"""
+
+
+def _warehouse_error(error: Exception) -> bool:
+    """Whether ``error`` comes from the warehouse's file system (an object store that refuses or
+    times out) rather than from a catalog's HTTP client, whose errors subclass ``OSError`` too.
+
+    The warehouse is what a run writes to, so an unreachable one is ``write_failed`` wherever the
+    run meets it first, reading the table's metadata included.
+    """
+    return isinstance(error, OSError) and type(error).__module__ == "builtins"
+
+
+def _make_local_directories(catalog: CatalogSpec) -> None:
+    """Create the directories of a SQLite catalog database and of a local warehouse.
+
+    SQLite cannot create the directory of its database file, and its own error ("unable to open
+    database file") does not say which path it tried.
+    """
+    uri = catalog.properties.get("uri", "")
+    warehouse = catalog.properties.get("warehouse", "")
+    wanted = []
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:///:memory:"):
+        wanted.append(("uri", Path(uri[len("sqlite:///") :].split("?")[0]).parent))
+    if warehouse.startswith("file://"):
+        wanted.append(("warehouse", Path(unquote(urlsplit(warehouse).path))))
+    for key, directory in wanted:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigInvalidError(
+                f"catalog.properties.{key}: cannot create directory {directory}: "
+                f"{e.strerror or first_line(e)}"
+            ) from e
 
 
 class IcebergCatalog:
@@ -55,7 +93,9 @@ class IcebergCatalog:
 
         Raises:
             CatalogUnavailableError: it cannot be opened.
+            ConfigInvalidError: the directory of a local catalog or warehouse cannot be created.
         """
+        _make_local_directories(self.spec)
         # a few quick attempts: opening a new SQL catalog creates its tables, and two processes
         # doing that at once collide (the loser finds the tables already there on retry)
         for attempt in (1, 2):
@@ -68,8 +108,13 @@ class IcebergCatalog:
         except Exception as e:
             raise CatalogUnavailableError(
                 f"catalog '{self.spec.name}' ({self.spec.properties.get('type')}): "
-                f"cannot open: {first_line(e)}"
-            ) from e
+                f"cannot open: {self._scrubbed(e)}"
+            ) from None
+
+    def _scrubbed(self, error: BaseException) -> str:
+        """The first line of a catalog driver's error without the catalog's secrets; the error
+        itself is never chained to ours, so its text reaches no log or event store."""
+        return scrub(first_line(error), self.spec.secrets)
 
     def load(self, spec: TableSpec) -> Table | None:
         """The table, or None when it was never created.
@@ -78,6 +123,7 @@ class IcebergCatalog:
             LostTableError: the catalog has no entry, but the table's location holds Iceberg
                 metadata (the catalog lost the table: it must be registered, not re-created).
             CatalogUnavailableError: the catalog cannot be opened or the table loaded.
+            WriteFailedError: the warehouse cannot be read (an object store that refuses).
         """
         table = self._load(spec)
         if table is not None:
@@ -103,22 +149,28 @@ class IcebergCatalog:
         try:
             return stranded_metadata(self.client, spec)
         except OSError as e:
-            raise CatalogUnavailableError(
-                f"table '{spec.name}': cannot list the location of {spec.iceberg_identifier} "
-                f"(the catalog has no entry; a lost one must not be re-created): {first_line(e)}"
-            ) from e
+            raise WriteFailedError(
+                f"table '{spec.name}': cannot list the location of {spec.iceberg_identifier} in "
+                f"the warehouse (the catalog has no entry; a lost one must not be re-created): "
+                f"{self._scrubbed(e)}"
+            ) from None
 
     def _load(self, spec: TableSpec) -> Table | None:
         try:
             return self.client.load_table(spec.iceberg_identifier)
         except NoSuchTableError:
             return None
-        except CatalogUnavailableError:
+        except (CatalogUnavailableError, ConfigInvalidError):
             raise
         except Exception as e:
+            if _warehouse_error(e):
+                raise WriteFailedError(
+                    f"table '{spec.name}': cannot read the metadata of {spec.iceberg_identifier} "
+                    f"from the warehouse: {self._scrubbed(e)}"
+                ) from None
             raise CatalogUnavailableError(
-                f"table '{spec.name}': cannot load {spec.iceberg_identifier}: {e}"
-            ) from e
+                f"table '{spec.name}': cannot load {spec.iceberg_identifier}: {self._scrubbed(e)}"
+            ) from None
 
     def register(self, spec: TableSpec, metadata_location: str | None = None) -> Registration:
         """Give ``spec``'s table back its catalog entry, pointing at its newest metadata file.
@@ -144,8 +196,8 @@ class IcebergCatalog:
         except Exception as e:
             raise CatalogUnavailableError(
                 f"table '{spec.name}': cannot register {spec.iceberg_identifier} from "
-                f"{metadata_location}: {first_line(e)}"
-            ) from e
+                f"{metadata_location}: {self._scrubbed(e)}"
+            ) from None
         return Registration(table, metadata_location, registered=True)
 
     def _newest_metadata(self, spec: TableSpec) -> str:
@@ -211,5 +263,6 @@ class IcebergCatalog:
                     return table
                 time.sleep(0.2 * (attempt + 1))
         raise CatalogUnavailableError(
-            f"table '{spec.name}': cannot create {spec.iceberg_identifier}: {error}"
-        ) from error
+            f"table '{spec.name}': cannot create {spec.iceberg_identifier}: "
+            f"{self._scrubbed(error) if error else 'unknown error'}"
+        ) from None

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import CommitFailedException, ValidationError
 from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan, Reference
 from pyiceberg.expressions.literals import literal
 from pyiceberg.table import Table
@@ -27,7 +27,7 @@ from offload_pipeline.core.iceberg.state import (
     decode_state,
 )
 from offload_pipeline.core.window import Watermark, from_micros, iso
-from offload_pipeline.errors import CommitConflictError, WriteFailedError
+from offload_pipeline.errors import CommitConflictError, SchemaMismatchError, WriteFailedError
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,47 @@ class PendingCommit:
             raise WriteFailedError(f"table '{self._spec.name}': rewriting data files: {e}") from e
 
     def append(self, rows: pa.Table) -> None:
-        """Write ``rows`` as data files (nothing is visible until ``commit``)."""
-        rows = rows.cast(write_schema(self._table, rows.schema))
+        """Write ``rows`` as data files (nothing is visible until ``commit``).
+
+        Raises:
+            SchemaMismatchError: a value the table cannot take (retrying cannot help).
+            WriteFailedError: the data files cannot be written.
+        """
+        schema = write_schema(self._table, rows.schema)
+        self._check_fits(rows, schema)
+        rows = rows.cast(schema)
         summary = {**self._summary, SUMMARY_ROWS: str(len(rows))}
         try:
             self._tx.append(rows, snapshot_properties=summary)
+        except ValidationError as e:
+            # e.g. a partition transform that does not fit its column's type
+            raise SchemaMismatchError(
+                f"table '{self._spec.name}': {self._spec.iceberg_identifier} cannot take the "
+                f"rows: {e}"
+            ) from e
         except OSError as e:
             raise WriteFailedError(f"table '{self._spec.name}': writing data files: {e}") from e
+
+    def _check_fits(self, rows: pa.Table, schema: pa.Schema) -> None:
+        """Refuse values the writer would fail on halfway, leaving data files behind: NULL in a
+        required column, text that is not UTF-8 (drivers pass SQLite's bytes through)."""
+        where = f"table '{self._spec.name}'"
+        for field in schema:
+            column = rows.column(field.name)
+            if column.null_count and not field.nullable:
+                raise SchemaMismatchError(
+                    f"{where}: column '{field.name}': {column.null_count} row(s) hold NULL, but "
+                    f"{self._spec.iceberg_identifier} requires a value: fill them in the hot tier "
+                    "(nothing of this chunk was written)"
+                )
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                try:
+                    column.validate(full=True)
+                except pa.ArrowInvalid as e:
+                    raise SchemaMismatchError(
+                        f"{where}: column '{field.name}': text that is not valid UTF-8 ({e}): fix "
+                        "the rows in the hot tier (nothing of this chunk was written)"
+                    ) from e
 
     def commit(self, properties: Mapping[str, str]) -> Table:
         """Commit the staged rows and ``properties`` atomically; return the new table version."""

@@ -39,7 +39,7 @@ from pyiceberg.types import (
 
 from offload_pipeline.config import TableSpec
 from offload_pipeline.core.iceberg.state import SCHEMA_COMMIT, decode_state, encode_state
-from offload_pipeline.errors import CommitConflictError, SchemaMismatchError
+from offload_pipeline.errors import CommitConflictError, ConfigInvalidError, SchemaMismatchError
 
 _TRANSFORMS: dict[str, Transform[Any, Any]] = {
     "identity": IdentityTransform(),
@@ -99,30 +99,25 @@ class TableLayout:
 
 
 def table_layout(spec: TableSpec, arrow_schema: pa.Schema) -> TableLayout:
-    """The layout of ``spec``'s Iceberg table for the hot-tier schema.
-
-    Raises:
-        SchemaMismatchError: a column named in the config is not in the source table.
-    """
+    """The layout of ``spec``'s Iceberg table for the hot-tier schema (whose columns the source
+    already checked against the config)."""
     schema = iceberg_schema(spec, arrow_schema)
     names = {f.name: f.field_id for f in schema.fields}
-    for column in (spec.partition_column, spec.cursor.event_time, spec.cursor.tie_breaker):
-        if column not in names:
-            raise SchemaMismatchError(
-                f"table '{spec.name}': column '{column}' named in the config is not in "
-                f"source table '{spec.source_table}' (columns: {', '.join(names)})"
-            )
-    for column in spec.primary_key:
-        if column not in names:
-            raise SchemaMismatchError(
-                f"table '{spec.name}': primary_key column '{column}' is not in "
-                f"source table '{spec.source_table}' (columns: {', '.join(names)})"
-            )
+    transform = _TRANSFORMS[spec.partition_transform]
+    column_type = schema.find_type(names[spec.partition_column])
+    if not transform.can_transform(column_type):
+        # a table created with this spec could never take a row, and a corrected config would
+        # not change the spec of a table that already exists: refuse before creating anything
+        raise ConfigInvalidError(
+            f"table '{spec.name}': partition: {spec.partition_transform}({spec.partition_column})"
+            f" does not fit column '{spec.partition_column}' of type {column_type} in source "
+            f"table '{spec.source_table}' (nothing was created)"
+        )
     partition = PartitionSpec(
         PartitionField(
             source_id=names[spec.partition_column],
             field_id=1000,
-            transform=_TRANSFORMS[spec.partition_transform],
+            transform=transform,
             name=f"{spec.partition_column}_{spec.partition_transform}",
         )
     )

@@ -4,8 +4,7 @@ a source table, and turning a driver failure into a contract error without leaki
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -18,6 +17,7 @@ from offload_pipeline.errors import (
     SourceQueryError,
     SourceUnavailableError,
     first_line,
+    scrub,
 )
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -62,14 +62,15 @@ def arrow_schema(
 
     Raises:
         SourceQueryError: ``columns`` is empty (the table does not exist).
-        SchemaMismatchError: a column type has no mapping.
+        SchemaMismatchError: a column named in the config is not in the table, or a column
+            type has no mapping.
     """
     if not columns:
         raise SourceQueryError(
             f"table '{spec.name}': source table '{qualified_name}' not found in {location}"
         )
     required = {spec.cursor.event_time, spec.cursor.tie_breaker, *spec.primary_key}
-    return pa.schema(
+    schema = pa.schema(
         pa.field(
             name,
             arrow_type(spec.name, name, declared),
@@ -77,6 +78,31 @@ def arrow_schema(
         )
         for name, declared, notnull in columns
     )
+    check_configured_columns(spec, schema.names)
+    return schema
+
+
+def check_configured_columns(spec: TableSpec, names: Sequence[str]) -> None:
+    """Refuse a config naming a column the source table lacks, before any SQL is built from it.
+
+    SQLite reads an unknown double-quoted name as a string literal, so a misspelled cursor would
+    otherwise compare text with timestamps instead of failing.
+
+    Raises:
+        SchemaMismatchError: names the table, the config field and the column.
+    """
+    configured = [
+        ("cursor.event_time", spec.cursor.event_time),
+        ("cursor.tie_breaker", spec.cursor.tie_breaker),
+        *(("primary_key", column) for column in spec.primary_key),
+        ("partition", spec.partition_column),
+    ]
+    for field_name, column in configured:
+        if column not in names:
+            raise SchemaMismatchError(
+                f"table '{spec.name}': {field_name}: column '{column}' named in the config is not "
+                f"in source table '{spec.source_table}' (columns: {', '.join(names)})"
+            )
 
 
 def nullable_columns(columns: Sequence[tuple[str, str, bool]]) -> frozenset[str]:
@@ -129,30 +155,6 @@ def conform_batch(batch: pa.RecordBatch, schema: pa.Schema, table: str) -> pa.Re
                 f"table '{table}': column '{field.name}': values do not fit {field.type}: {e}"
             ) from e
     return pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***``, whether raw or URL-encoded.
-
-    Drivers echo connection URLs in their errors and each encodes a password its own way
-    (``quote``, ``quote_plus``, other safe characters, lower-case hex), so every character of a
-    secret is matched raw or percent-encoded, and a space also as ``+``.
-    """
-    patterns = [
-        "".join(_char_pattern(char) for char in secret)
-        for secret in sorted({s for s in secrets if s}, key=len, reverse=True)
-    ]
-    return re.sub("|".join(patterns), "***", text) if patterns else text
-
-
-def _char_pattern(char: str) -> str:
-    """A regex matching ``char`` raw or percent-encoded (UTF-8, either hex case)."""
-    encoded = "".join(
-        "%" + "".join(f"[{d}{d.lower()}]" if d.isalpha() else d for d in f"{byte:02X}")
-        for byte in char.encode()
-    )
-    forms = [re.escape(char), encoded, *([r"\+"] if char == " " else [])]
-    return "(?:" + "|".join(forms) + ")"
 
 
 def driver_error(

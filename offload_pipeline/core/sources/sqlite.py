@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -72,6 +73,9 @@ class SqliteHotTier:
 
     # rows per ADBC batch; the core regroups them into commit-sized chunks
     adbc_batch_rows = 65_536
+    # how long a read waits for a writer's lock: a hot tier in DELETE-journal (not WAL) mode
+    # blocks readers while a writer commits, and SQLite's default is to fail at once
+    busy_timeout_ms = 30_000
 
     def __init__(self, source: SourceSpec) -> None:
         assert source.path is not None  # config validation requires it for kind sqlite
@@ -95,9 +99,11 @@ class SqliteHotTier:
                 f"table '{spec.name}': cannot open hot tier {self.location()}: {e}"
             ) from e
         try:
+            snapshot = SqliteSnapshot(conn, spec, self)
+            snapshot.set_busy_timeout(self.busy_timeout_ms)
             # the dbapi connection is not autocommit: every statement until rollback() runs in
             # one read transaction, i.e. one WAL snapshot
-            yield SqliteSnapshot(conn, spec, self)
+            yield snapshot
         finally:
             try:
                 conn.rollback()
@@ -113,10 +119,23 @@ class SqliteSnapshot:
         self._spec = spec
         self._tier = tier
         self._table = quote(spec.source_table)
-        self._ts = quote(spec.cursor.event_time)
-        self._seq = quote(spec.cursor.tie_breaker)
         self._schema: pa.Schema | None = None
         self._nullable: frozenset[str] = frozenset()
+
+    def set_busy_timeout(self, milliseconds: int) -> None:
+        self._query(f"PRAGMA busy_timeout = {int(milliseconds)}")
+
+    @cached_property
+    def _ts(self) -> str:
+        # SQLite reads an unknown double-quoted name as a string literal: the columns are
+        # checked against the config (by ``schema``) before any statement uses them
+        self.schema()
+        return quote(self._spec.cursor.event_time)
+
+    @cached_property
+    def _seq(self) -> str:
+        self.schema()
+        return quote(self._spec.cursor.tie_breaker)
 
     def schema(self) -> pa.Schema:
         if self._schema is None:
@@ -200,7 +219,7 @@ class SqliteSnapshot:
         except OffloadError:
             raise
         except Exception as e:
-            raise SourceQueryError(f"table '{self._spec.name}': reading the hot tier: {e}") from e
+            raise _query_error(self._spec, e, "reading the hot tier: ") from e
         finally:
             cursor.close()
 
@@ -211,9 +230,20 @@ class SqliteSnapshot:
             rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
         except Exception as e:
-            raise SourceQueryError(f"table '{self._spec.name}': {e}") from e
+            raise _query_error(self._spec, e) from e
         finally:
             cursor.close()
+
+
+def _query_error(spec: TableSpec, error: Exception, doing: str = "") -> OffloadError:
+    """A failed statement, typed: a lock still held after the busy timeout is the hot tier being
+    unavailable for now (retried), anything else a query the hot tier refuses."""
+    if "database is locked" in str(error):
+        return SourceUnavailableError(
+            f"table '{spec.name}': {doing}hot tier {spec.source.path} still locked by a writer "
+            f"after {SqliteHotTier.busy_timeout_ms // 1000} s: {error}"
+        )
+    return SourceQueryError(f"table '{spec.name}': {doing}{error}")
 
 
 def _select_list(schema: pa.Schema) -> str:

@@ -19,7 +19,7 @@ import dagster as dg
 from offload_pipeline import errors
 from offload_pipeline.defs.checks import RECONCILIATION_CHECK
 from offload_pipeline.defs.dagster_internals import RunStepKeyStatsSnapshot, StepEventStatus
-from offload_pipeline.defs.jobs import BACKFILL, BRONZE_JOB, is_incremental
+from offload_pipeline.defs.jobs import BACKFILL, BRONZE_JOB, INCREMENTAL_TAGS, is_incremental
 from offload_pipeline.defs.metadata import MetadataKey
 from offload_pipeline.metrics.collect import LastRun
 
@@ -180,6 +180,20 @@ def finished_runs(
                     yield run
             if len(result.records) < limit:
                 break
+
+
+def cycle_running_since(instance: dg.DagsterInstance) -> float | None:
+    """Start of the oldest cycle still running (None: none is). A run whose process died stays
+    running until it is failed (run monitoring, or the next in-process run reclaims it)."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(
+            job_name=BRONZE_JOB,
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING],
+            tags=INCREMENTAL_TAGS,
+        )
+    )
+    starts = [r.start_time for r in records if r.start_time is not None]
+    return min(starts) if starts else None
 
 
 def run_duration(instance: dg.DagsterInstance, run_id: str) -> float | None:

@@ -9,6 +9,7 @@ process ending before its run does (a stop that reached no safe point) fails its
 
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from offload_pipeline.config import Config
 from offload_pipeline.defs.eventlog import RUN_FAILURE, error_type_of
 from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, MAINTENANCE_JOB, partition_of
 from offload_pipeline.defs.maintenance import op_name
+from offload_pipeline.defs.metrics import push_cycle_running
+from offload_pipeline.metrics.budget import PushBudget
 
 HOST_TAG = "offload/host"
 PID_TAG = "offload/pid"
@@ -39,17 +42,27 @@ class TableOutcome:
 def run_cycle(
     defs: dg.Definitions, config: Config, instance: dg.DagsterInstance, tables: list[str]
 ) -> list[TableOutcome]:
-    """Execute the bronze job for ``tables`` (all when empty) in this process."""
+    """Execute the bronze job for ``tables`` (all when empty) in this process.
+
+    The cycle's start is pushed first and cleared after it ends, so a hung cycle is visible to
+    the alerts without a metrics sensor (one push budget for both pushes).
+    """
     names = _names(config, tables)
-    return _execute(
-        defs.resolve_job_def(BRONZE_JOB),
-        instance,
-        names,
-        _asset_step,
-        tags=INCREMENTAL_TAGS,
-        asset_selection=[dg.AssetKey(name) for name in names],
-        partition_key=partition_of(datetime.now(UTC)),
-    )
+    budget = PushBudget()
+    url, pipeline = config.pushgateway_url, config.pipeline
+    push_cycle_running(url, pipeline, instance, starting=time.time(), budget=budget)
+    try:
+        return _execute(
+            defs.resolve_job_def(BRONZE_JOB),
+            instance,
+            names,
+            _asset_step,
+            tags=INCREMENTAL_TAGS,
+            asset_selection=[dg.AssetKey(name) for name in names],
+            partition_key=partition_of(datetime.now(UTC)),
+        )
+    finally:
+        push_cycle_running(url, pipeline, instance, budget=budget)
 
 
 def run_maintenance(

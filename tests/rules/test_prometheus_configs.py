@@ -128,7 +128,7 @@ PIPELINE_ALERTS = {
 
 # which thresholds.yml keys each alert uses (expr, for and keep_firing_for)
 ALERT_THRESHOLDS: dict[str, set[str]] = {
-    "IcebergOffloadConsecutiveFailures": {"consecutive_failures"},
+    "IcebergOffloadConsecutiveFailures": {"consecutive_failures", "restart_keep_firing_seconds"},
     "IcebergOffloadLagCritical": {
         "lag_critical_seconds",
         "lag_critical_for_seconds",
@@ -140,9 +140,13 @@ ALERT_THRESHOLDS: dict[str, set[str]] = {
         "lag_warning_for_seconds",
         "lag_keep_firing_seconds",
     },
-    "IcebergOffloadWatermarkStale": {"watermark_stale_seconds", "watermark_stale_for_seconds"},
+    "IcebergOffloadWatermarkStale": {
+        "watermark_stale_seconds",
+        "watermark_stale_for_seconds",
+        "restart_keep_firing_seconds",
+    },
     "IcebergOffloadFutureRows": {"future_rows_seconds", "future_rows_for_seconds"},
-    "IcebergOffloadCycleTooSlow": {"cycle_too_slow_seconds"},
+    "IcebergOffloadCycleTooSlow": {"cycle_too_slow_seconds", "restart_keep_firing_seconds"},
     "IcebergOffloadCycleSlow": {
         "cycle_slow_seconds",
         "cycle_too_slow_seconds",

@@ -10,6 +10,7 @@ process ending before its run does (a stop that reached no safe point) fails its
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from offload_pipeline.defs.eventlog import RUN_FAILURE, error_type_of
 from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, MAINTENANCE_JOB, partition_of
 from offload_pipeline.defs.maintenance import op_name
 from offload_pipeline.defs.metrics import push_cycle_running
-from offload_pipeline.metrics.budget import PushBudget
+from offload_pipeline.metrics.budget import run_budget
 
 HOST_TAG = "offload/host"
 PID_TAG = "offload/pid"
@@ -45,10 +46,11 @@ def run_cycle(
     """Execute the bronze job for ``tables`` (all when empty) in this process.
 
     The cycle's start is pushed first and cleared after it ends, so a hung cycle is visible to
-    the alerts without a metrics sensor (one push budget for both pushes).
+    the alerts without a metrics sensor; both pushes share the run's push budget with its hooks.
     """
     names = _names(config, tables)
-    budget = PushBudget()
+    run_id = str(uuid.uuid4())
+    budget = run_budget(run_id)
     url, pipeline = config.pushgateway_url, config.pipeline
     push_cycle_running(url, pipeline, instance, starting=time.time(), budget=budget)
     try:
@@ -60,6 +62,7 @@ def run_cycle(
             tags=INCREMENTAL_TAGS,
             asset_selection=[dg.AssetKey(name) for name in names],
             partition_key=partition_of(datetime.now(UTC)),
+            run_id=run_id,
         )
     finally:
         push_cycle_running(url, pipeline, instance, budget=budget)

@@ -10,7 +10,6 @@ expressions, routes and inhibitions are the project's own.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,40 +31,18 @@ from offload_pipeline.demo.stack import (
     start_pushgateway,
 )
 from tests.conftest import DOCKER, Project, promql, write_config
+from tests.e2e.profile import FLOOR_SECONDS, RULES, fast_rules, seconds, use_fast_rules
 from tests.e2e.test_alerts import Webhook, wait_for
 from tests.e2e.test_metrics import corrupt_catalog, cycle, restore_catalog, tick, value
 from tests.hot_tiers import DEMO_TABLES
 
 pytestmark = pytest.mark.e2e
 TABLE = DEMO_TABLES[0]
-RULES = DOCKER / "prometheus" / "rules" / "iceberg-offload-alerts.yml"
 FAILURES = "IcebergOffloadConsecutiveFailures"
-# `for` and `keep_firing_for` shrink by this factor, never below a few evaluations
-COMPRESSION = 60
-FLOOR_SECONDS = 10
 # Alertmanager timers of the profile; repeats never happen within a test
 AM_TIMERS = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
 # long enough for any alert that would fire to be evaluated, grouped and delivered
 SETTLE_SECONDS = 6
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def seconds(duration: str) -> float:
-    return sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(duration))
-
-
-def fast_rules(rules: Path = RULES) -> dict[str, Any]:
-    """The project's rule file with its waiting times compressed (``for``, ``keep_firing_for``);
-    every expression, threshold, label and annotation unchanged."""
-    doc = yaml.safe_load(rules.read_text())
-    for group in doc["groups"]:
-        for rule in group["rules"]:
-            for key in ("for", "keep_firing_for"):
-                if key in rule:
-                    compressed = max(FLOOR_SECONDS, seconds(rule[key]) / COMPRESSION)
-                    rule[key] = f"{compressed:g}s"
-    return doc
 
 
 def test_the_profile_only_compresses_waiting_times() -> None:
@@ -102,14 +79,11 @@ class Chain:
         self.alertmanager = start_alertmanager(
             self.tmp / "alertmanager", alertmanager_config(DOCKER, self.webhook.url, AM_TIMERS)
         )
-        rules = self.tmp / "rules" / "iceberg-offload-alerts.yml"
-        rules.parent.mkdir()
-        rules.write_text(yaml.safe_dump(fast_rules(), sort_keys=False))
         port = free_port()
         config = prometheus_config(
             DOCKER, self.pushgateway.url, port, alertmanager=self.alertmanager.url, interval="1s"
         )
-        config["rule_files"] = [str(rules)]
+        config = use_fast_rules(config, self.tmp / "rules")
         # alerts that fire before Prometheus knows its Alertmanager are dropped and sent again
         # after the resend delay (1 min): compressed like the rest
         self.prometheus = start_prometheus(

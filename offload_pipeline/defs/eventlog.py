@@ -182,6 +182,19 @@ def finished_runs(
                 break
 
 
+def cycle_running_since(instance: dg.DagsterInstance) -> float | None:
+    """Start of the oldest cycle still running (None: none is). A run whose process died stays
+    running until it is failed (run monitoring, or the next in-process run reclaims it)."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(
+            job_name=BRONZE_JOB,
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING],
+        )
+    )
+    starts = [r.start_time for r in records if r.start_time is not None and is_cycle(r.dagster_run)]
+    return min(starts) if starts else None
+
+
 def run_duration(instance: dg.DagsterInstance, run_id: str) -> float | None:
     """Seconds from the run's start to its end (None: it never started or never ended)."""
     stats = instance.get_run_stats(run_id)

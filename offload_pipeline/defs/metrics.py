@@ -26,6 +26,7 @@ from offload_pipeline.defs.eventlog import (
     RUN_FAILURE,
     TIMEOUT,
     Attempt,
+    cycle_running_since,
     finished_runs,
     is_cycle,
     last_run,
@@ -41,6 +42,7 @@ from offload_pipeline.metrics.collect import (
     CycleTotals,
     TableGauges,
     TableTotals,
+    cycle_running_families,
     last_run_families,
     pipeline_families,
     table_families,
@@ -64,6 +66,24 @@ def push_last_run(
     if facts is None:
         return False
     return push.push_table(url, pipeline, table, last_run_families(table, facts), budget=budget)
+
+
+def push_cycle_running(
+    url: str,
+    pipeline: str,
+    instance: dg.DagsterInstance,
+    starting: float | None = None,
+    budget: PushBudget | None = None,
+) -> bool:
+    """Push when the oldest running cycle started (0: none runs); ``starting`` is a cycle this
+    process is about to start, whose run is not recorded yet. Called around an in-process cycle;
+    the metrics tick pushes the same gauge for the daemon's runs."""
+    if not url:
+        return False
+    since = cycle_running_since(instance)
+    if starting is not None:
+        since = starting if since is None else min(since, starting)
+    return push.push_pipeline(url, pipeline, cycle_running_families(since), budget=budget)
 
 
 @dataclass
@@ -149,7 +169,14 @@ def metrics_tick(
         push.push_pipeline(
             url,
             config.pipeline,
-            pipeline_families(state.cycles, len(names), __version__, config.schedule_cron, now),
+            pipeline_families(
+                state.cycles,
+                len(names),
+                __version__,
+                config.schedule_cron,
+                now,
+                cycle_running_since(instance),
+            ),
             budget=budget,
         )
     )

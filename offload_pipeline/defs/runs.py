@@ -10,6 +10,8 @@ process ending before its run does (a stop that reached no safe point) fails its
 import logging
 import os
 import socket
+import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -35,7 +37,9 @@ from offload_pipeline.defs.jobs import (
     partition_of,
 )
 from offload_pipeline.defs.maintenance import op_name
+from offload_pipeline.defs.metrics import push_cycle_running
 from offload_pipeline.errors import first_line
+from offload_pipeline.metrics.budget import run_budget
 
 HOST_TAG = "offload/host"
 PID_TAG = "offload/pid"
@@ -89,16 +93,28 @@ def in_process_definitions(defs: dg.Definitions, verbose: bool) -> dg.Definition
 def run_cycle(
     defs: dg.Definitions, config: Config, instance: dg.DagsterInstance, tables: list[str]
 ) -> list[TableOutcome]:
-    """Execute the bronze job for ``tables`` (all when empty) in this process."""
+    """Execute the bronze job for ``tables`` (all when empty) in this process.
+
+    The cycle's start is pushed first and cleared after it ends, so a hung cycle is visible to
+    the alerts without a metrics sensor; both pushes share the run's push budget with its hooks.
+    """
     names = _names(config, tables)
-    return _execute(
-        defs.resolve_job_def(BRONZE_JOB),
-        instance,
-        names,
-        _asset_step,
-        tags=INCREMENTAL_TAGS,
-        asset_selection=[dg.AssetKey(name) for name in names],
-    )
+    run_id = str(uuid.uuid4())
+    budget = run_budget(run_id)
+    url, pipeline = config.pushgateway_url, config.pipeline
+    push_cycle_running(url, pipeline, instance, starting=time.time(), budget=budget)
+    try:
+        return _execute(
+            defs.resolve_job_def(BRONZE_JOB),
+            instance,
+            names,
+            _asset_step,
+            tags=INCREMENTAL_TAGS,
+            asset_selection=[dg.AssetKey(name) for name in names],
+            run_id=run_id,
+        )
+    finally:
+        push_cycle_running(url, pipeline, instance, budget=budget)
 
 
 def run_backfill(

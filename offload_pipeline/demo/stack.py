@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,11 @@ def prometheus_config(
     return config
 
 
-def start_prometheus(data_dir: Path, config: dict[str, Any], port: int) -> Service:
-    """Prometheus with ``config`` (from ``prometheus_config``) and its own TSDB in ``data_dir``."""
+def start_prometheus(
+    data_dir: Path, config: dict[str, Any], port: int, flags: Sequence[str] = ()
+) -> Service:
+    """Prometheus with ``config`` (from ``prometheus_config``) and its own TSDB in ``data_dir``;
+    ``flags`` are extra command-line flags (tests shorten ``--rules.alert.resend-delay``)."""
     config_file = _write_config(data_dir, "prometheus.yml", config)
     args = [
         binary("prometheus"),
@@ -130,6 +134,7 @@ def start_prometheus(data_dir: Path, config: dict[str, Any], port: int) -> Servi
         f"--storage.tsdb.path={data_dir / 'tsdb'}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--web.enable-lifecycle",
+        *flags,
     ]
     return _start("prometheus", args, f"http://127.0.0.1:{port}", data_dir)
 

@@ -222,9 +222,14 @@ def maintenance_families(table: str, finished_at: float) -> Iterator[Metric]:
 
 
 def pipeline_families(
-    cycles: CycleTotals, tables_configured: int, version: str, schedule: str, now: float
+    cycles: CycleTotals,
+    tables_configured: int,
+    version: str,
+    schedule: str,
+    now: float,
+    running_since: float | None = None,
 ) -> Iterator[Metric]:
-    """The sensor-owned pipeline-wide metrics, heartbeat included."""
+    """The sensor-owned pipeline-wide metrics, heartbeat and running cycle included."""
     counter = _family(spec("offload_cycles_total"))
     for status in CYCLE_STATUSES:
         counter.add_metric([status], cycles.statuses.get(status, 0))
@@ -232,11 +237,18 @@ def pipeline_families(
     yield _histogram("offload_cycle_duration_seconds", [], cycles.duration)
     if cycles.last_duration is not None:
         yield _plain_gauge("offload_last_cycle_duration_seconds", cycles.last_duration)
+    yield from cycle_running_families(running_since)
     yield _plain_gauge("offload_tables_configured", tables_configured)
     info = _family(spec("offload_info"))
     info.add_metric([version, schedule], 1)
     yield info
     yield _plain_gauge("offload_heartbeat_timestamp_seconds", now)
+
+
+def cycle_running_families(since: float | None) -> Iterator[Metric]:
+    """When the oldest running cycle started, 0 when none runs: a hung cycle's age is
+    ``time() - since`` while it still runs, not only once it ends."""
+    yield _plain_gauge("offload_cycle_running_since_timestamp_seconds", since or 0.0)
 
 
 class _Static(Collector):

@@ -192,6 +192,12 @@ METRICS: tuple[MetricSpec, ...] = (
         "Duration of the last finished offload cycle.",
         "pipeline",
     ),
+    MetricSpec(
+        "offload_cycle_running_since_timestamp_seconds",
+        "gauge",
+        "Start of the oldest offload cycle still running (0: none is running).",
+        "pipeline",
+    ),
     MetricSpec("offload_tables_configured", "gauge", "Tables in the offload config.", "pipeline"),
     MetricSpec(
         "offload_info",

@@ -19,6 +19,7 @@ from offload_pipeline.demo.stack import (
     start_prometheus,
 )
 from tests.conftest import DOCKER, promql
+from tests.e2e.profile import use_fast_rules
 from tests.e2e.test_metrics import break_table, cycle, mend_table, tick
 from tests.hot_tiers import DEMO_TABLES
 
@@ -78,8 +79,13 @@ def test_failure_alert_fires_reaches_the_webhook_and_resolves(project, pushgatew
     port = free_port()
     prometheus = start_prometheus(
         tmp_path / "prometheus",
-        prometheus_config(
-            DOCKER, pushgateway.url, port, alertmanager=alertmanager.url, interval="1s"
+        # the generated fast profile: the failure alert keeps firing 10 s after the good run,
+        # not the production 2 min
+        use_fast_rules(
+            prometheus_config(
+                DOCKER, pushgateway.url, port, alertmanager=alertmanager.url, interval="1s"
+            ),
+            tmp_path / "rules",
         ),
         port,
     )

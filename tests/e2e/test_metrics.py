@@ -560,3 +560,30 @@ def test_watermark_advanced_is_the_time_of_the_last_offload_commit(project, push
     assert (
         value(pushgateway, "offload_watermark_advanced_timestamp_seconds", table=BINANCE) > advanced
     )
+
+
+def test_a_running_cycle_shows_its_start_until_it_ends(project, pushgateway, monkeypatch):
+    import threading
+
+    project.seed(300, table=BINANCE)
+    monkeypatch.setenv("OFFLOAD_FAILPOINT", "plan~4000")  # the step holds 4 s after planning
+    before = time.time()
+    worker = threading.Thread(target=cycle, args=(project, [BINANCE]))
+    worker.start()
+    try:
+        name = "offload_cycle_running_since_timestamp_seconds"
+        deadline = time.monotonic() + 3
+        while not value(pushgateway, name):
+            assert time.monotonic() < deadline, "the runner pushed no start"
+            time.sleep(0.05)
+        assert before <= value(pushgateway, name) <= time.time()
+        # the metrics tick reads the same start from the event log, while the run still runs
+        time.sleep(1)
+        tick(project)
+        assert worker.is_alive()
+        assert before <= value(pushgateway, name) <= time.time()
+    finally:
+        worker.join(60)
+    assert value(pushgateway, name) == 0  # the runner clears it when the cycle ends
+    tick(project)
+    assert value(pushgateway, name) == 0

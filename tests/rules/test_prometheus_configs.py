@@ -93,6 +93,9 @@ CONTRACT_METRICS = (
     "offload_info",
     "offload_heartbeat_timestamp_seconds",
 )
+# pipeline-wide metrics the project added after the contract's §3 table was written (the age of a
+# running cycle, for IcebergOffloadCycleTooSlow): known to the rules ahead of the contract text
+PROPOSED_METRICS = ("offload_cycle_running_since_timestamp_seconds",)
 HISTOGRAMS = (
     "offload_duration_seconds",
     "offload_rows_per_second",
@@ -125,7 +128,7 @@ PIPELINE_ALERTS = {
 
 # which thresholds.yml keys each alert uses (expr, for and keep_firing_for)
 ALERT_THRESHOLDS: dict[str, set[str]] = {
-    "IcebergOffloadConsecutiveFailures": {"consecutive_failures"},
+    "IcebergOffloadConsecutiveFailures": {"consecutive_failures", "restart_keep_firing_seconds"},
     "IcebergOffloadLagCritical": {
         "lag_critical_seconds",
         "lag_critical_for_seconds",
@@ -137,9 +140,13 @@ ALERT_THRESHOLDS: dict[str, set[str]] = {
         "lag_warning_for_seconds",
         "lag_keep_firing_seconds",
     },
-    "IcebergOffloadWatermarkStale": {"watermark_stale_seconds", "watermark_stale_for_seconds"},
+    "IcebergOffloadWatermarkStale": {
+        "watermark_stale_seconds",
+        "watermark_stale_for_seconds",
+        "restart_keep_firing_seconds",
+    },
     "IcebergOffloadFutureRows": {"future_rows_seconds", "future_rows_for_seconds"},
-    "IcebergOffloadCycleTooSlow": {"cycle_too_slow_seconds"},
+    "IcebergOffloadCycleTooSlow": {"cycle_too_slow_seconds", "restart_keep_firing_seconds"},
     "IcebergOffloadCycleSlow": {
         "cycle_slow_seconds",
         "cycle_too_slow_seconds",
@@ -236,8 +243,8 @@ def _contract_recording_rules() -> set[str]:
 def _contract_metrics() -> set[str]:
     section = _contract_section(3)
     if section is None:
-        return set(CONTRACT_METRICS)
-    return set(re.findall(r"^\|\s*`(offload_\w+)`", section, re.M))
+        return set(CONTRACT_METRICS) | set(PROPOSED_METRICS)
+    return set(re.findall(r"^\|\s*`(offload_\w+)`", section, re.M)) | set(PROPOSED_METRICS)
 
 
 def _rules() -> list[dict[str, Any]]:

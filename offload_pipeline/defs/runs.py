@@ -4,7 +4,8 @@ instance, and reading back how each table fared.
 In-process runs are not watched by the daemon's run monitoring, so a run whose process was
 killed would stay STARTED and keep its pool slot forever. Each in-process run is tagged with its
 host and pid; the next one fails the dead ones and frees their slots before it starts, and a
-process ending before its run does (a stop that reached no safe point) fails its own.
+process ending before its run does (a stop that reached no safe point) fails its own. Pools a run
+needs are created before it starts, so hosts starting at once never race to create one.
 """
 
 import logging
@@ -16,12 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+from sqlalchemy.exc import DBAPIError
 
 from offload_pipeline.config import Config
 from offload_pipeline.defs.checks import RECONCILIATION_CHECK
 from offload_pipeline.defs.eventlog import RUN_FAILURE, error_type_of
 from offload_pipeline.defs.jobs import BRONZE_JOB, INCREMENTAL_TAGS, MAINTENANCE_JOB, partition_of
 from offload_pipeline.defs.maintenance import op_name
+from offload_pipeline.defs.steps import pool_name
 from offload_pipeline.errors import first_line
 
 HOST_TAG = "offload/host"
@@ -78,6 +81,7 @@ def run_cycle(
 ) -> list[TableOutcome]:
     """Execute the bronze job for ``tables`` (all when empty) in this process."""
     names = _names(config, tables)
+    create_pools(instance, [pool_name(name) for name in names])
     return _execute(
         defs.resolve_job_def(BRONZE_JOB),
         instance,
@@ -94,6 +98,7 @@ def run_maintenance(
 ) -> list[TableOutcome]:
     """Execute the maintenance job for ``tables`` (all when empty) in this process."""
     names = _names(config, tables)
+    create_pools(instance, [pool_name(name) for name in names])
     return _execute(
         defs.resolve_job_def(MAINTENANCE_JOB),
         instance,
@@ -114,6 +119,24 @@ def reclaim_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         _fail(instance, run, f"run process {pid} on {host} is gone")
         reclaimed.append(run.run_id)
     return reclaimed
+
+
+def create_pools(instance: dg.DagsterInstance, pools: Sequence[str]) -> None:
+    """Give every pool of ``pools`` that has no slots yet its default limit.
+
+    A step creates its pool on first use, but on PostgreSQL storage (dagster 1.13.27) the
+    process that loses the race to create it fails its whole run (the fallback after the unique
+    violation runs in the aborted transaction); here the loser sees the winner's pool instead.
+    """
+    storage = instance.event_log_storage
+    for pool, info in storage.get_concurrency_infos(pools).items():
+        if info.slot_count:
+            continue
+        try:
+            storage.initialize_concurrency_limit_to_default(pool)
+        except DBAPIError:
+            if not storage.get_concurrency_info(pool).slot_count:
+                raise
 
 
 def fail_own_runs(instance: dg.DagsterInstance, reason: str) -> list[str]:

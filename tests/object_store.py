@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import boto3
@@ -78,3 +80,18 @@ class S3Server:
         # without the empty "directory" markers the PyArrow file system writes
         keys = (item["Key"] for page in pages for item in page.get("Contents", []))
         return sorted(key for key in keys if not key.endswith("/"))
+
+
+@contextmanager
+def serve_bucket(bucket: str, setenv: Callable[[str, str], None]) -> Iterator[S3Server]:
+    """A fresh server holding one empty ``bucket``; ``setenv`` gets the ``${VAR}``s of
+    ``CATALOG_PROPERTIES`` (pytest's ``monkeypatch.setenv``)."""
+    server = S3Server().start()
+    try:
+        server.reset()
+        for key, value in ENVIRONMENT.items():
+            setenv(key, value or server.endpoint)
+        server.client().create_bucket(Bucket=bucket)
+        yield server
+    finally:
+        server.stop()

@@ -4,7 +4,8 @@ the Dagster instance, and reading back how each table fared.
 In-process runs are not watched by the daemon's run monitoring, so a run whose process was
 killed would stay STARTED and keep its pool slot forever. Each in-process run is tagged with its
 host and pid; the next one fails the dead ones and frees their slots before it starts, and a
-process ending before its run does (a stop that reached no safe point) fails its own.
+process ending before its run does (a stop that reached no safe point) fails its own. Pools a run
+needs are created before it starts, so hosts starting at once never race to create one.
 """
 
 import logging
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+from sqlalchemy.exc import DBAPIError
 
 from offload_pipeline.config import Config
 from offload_pipeline.core.window import from_micros, iso
@@ -38,6 +40,7 @@ from offload_pipeline.defs.jobs import (
 )
 from offload_pipeline.defs.maintenance import op_name
 from offload_pipeline.defs.metrics import push_cycle_running
+from offload_pipeline.defs.steps import pool_name
 from offload_pipeline.errors import first_line
 from offload_pipeline.metrics.budget import run_budget
 
@@ -99,6 +102,7 @@ def run_cycle(
     the alerts without a metrics sensor; both pushes share the run's push budget with its hooks.
     """
     names = _names(config, tables)
+    create_pools(instance, [pool_name(name) for name in names])
     run_id = str(uuid.uuid4())
     budget = run_budget(run_id)
     url, pipeline = config.pushgateway_url, config.pipeline
@@ -133,6 +137,7 @@ def run_backfill(
     rng = f"[{iso(start_us)}, {iso(end_us)})"
     job = defs.resolve_implicit_job_def_def_for_assets([key])
     assert job is not None  # every days asset is in the definitions
+    create_pools(instance, [pool_name(spec.name)])
     (outcome,) = _execute(
         job,
         instance,
@@ -170,6 +175,7 @@ def run_maintenance(
 ) -> list[TableOutcome]:
     """Execute the maintenance job for ``tables`` (all when empty) in this process."""
     names = _names(config, tables)
+    create_pools(instance, [pool_name(name) for name in names])
     return _execute(
         defs.resolve_job_def(MAINTENANCE_JOB),
         instance,
@@ -190,6 +196,24 @@ def reclaim_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         _fail(instance, run, f"run process {pid} on {host} is gone")
         reclaimed.append(run.run_id)
     return reclaimed
+
+
+def create_pools(instance: dg.DagsterInstance, pools: Sequence[str]) -> None:
+    """Give every pool of ``pools`` that has no slots yet its default limit.
+
+    A step creates its pool on first use, but on PostgreSQL storage (dagster 1.13.27) the
+    process that loses the race to create it fails its whole run (the fallback after the unique
+    violation runs in the aborted transaction); here the loser sees the winner's pool instead.
+    """
+    storage = instance.event_log_storage
+    for pool, info in storage.get_concurrency_infos(pools).items():
+        if info.slot_count:
+            continue
+        try:
+            storage.initialize_concurrency_limit_to_default(pool)
+        except DBAPIError:
+            if not storage.get_concurrency_info(pool).slot_count:
+                raise
 
 
 def fail_own_runs(instance: dg.DagsterInstance, reason: str) -> list[str]:

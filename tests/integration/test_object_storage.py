@@ -24,9 +24,9 @@ from tests.hot_tiers import DEMO_TABLES
 from tests.object_store import (
     ACCESS_KEY_ID,
     CATALOG_PROPERTIES,
-    ENVIRONMENT,
     SECRET_ACCESS_KEY,
     S3Server,
+    serve_bucket,
 )
 
 pytestmark = pytest.mark.integration
@@ -39,13 +39,8 @@ DATA = f"warehouse/cold/{TABLE}/data/"
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
-    server = S3Server().start()
-    server.reset()
-    for key, value in ENVIRONMENT.items():
-        monkeypatch.setenv(key, value or server.endpoint)
-    server.client().create_bucket(Bucket=BUCKET)
-    yield server
-    server.stop()
+    with serve_bucket(BUCKET, monkeypatch.setenv) as server:
+        yield server
 
 
 @pytest.fixture

@@ -198,7 +198,9 @@ def test_rows_committed_at_the_bound_during_a_run_are_taken_by_the_next_run(pg_p
 def _terminate_run_connections(hot: PostgresHot) -> None:
     hot.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'offload_pipeline' AND pid <> pg_backend_pid()"
+        "WHERE application_name = 'offload_pipeline' AND pid <> pg_backend_pid() "
+        # only this test's database: the server may be shared
+        "AND datname = current_database()"
     )
 
 

@@ -156,29 +156,37 @@ def reconciliation_delta(instance: dg.DagsterInstance, table: str) -> int | None
 
 
 def finished_runs(
-    instance: dg.DagsterInstance, cursors: dict[str, int], limit: int = 200
+    instance: dg.DagsterInstance,
+    cursors: dict[str, int],
+    limit: int = 200,
+    max_runs: int | None = None,
 ) -> Iterable[dg.DagsterRun]:
-    """Runs that finished since ``cursors`` (storage ids per status event, advanced in place)."""
+    """Runs that finished since ``cursors`` (storage ids per status event, advanced in place),
+    at most ``max_runs`` of them (None: all): the cursors then stop at the last run yielded, so
+    the next call goes on from there and a long history is read in bounded batches."""
+    left = max_runs
     for event_type in (
         dg.DagsterEventType.RUN_SUCCESS,
         dg.DagsterEventType.RUN_FAILURE,
         dg.DagsterEventType.RUN_CANCELED,
     ):
         key = event_type.value
-        while True:
+        while left is None or left > 0:
+            page = limit if left is None else min(limit, left)
             result = instance.fetch_run_status_changes(
                 dg.RunStatusChangeRecordsFilter(
                     event_type=event_type, after_storage_id=cursors.get(key)
                 ),
-                limit=limit,
+                limit=page,
                 ascending=True,
             )
             for record in result.records:
                 cursors[key] = record.storage_id
                 run = instance.get_run_by_id(record.event_log_entry.run_id)
                 if run is not None and run.status in _FINISHED:
+                    left = None if left is None else left - 1
                     yield run
-            if len(result.records) < limit:
+            if len(result.records) < page:
                 break
 
 

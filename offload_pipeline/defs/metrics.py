@@ -113,15 +113,16 @@ def metrics_tick(
     state: MetricsState,
     now: float | None = None,
     budget: PushBudget | None = None,
+    max_runs: int | None = None,
 ) -> TickReport:
-    """Fold newly finished runs into ``state``, measure every table, push everything within one
-    push budget (a fresh one unless given)."""
+    """Fold newly finished runs into ``state`` (at most ``max_runs``, None: all), measure every
+    table, push everything within one push budget (a fresh one unless given)."""
     now = time.time() if now is None else now
     budget = budget or PushBudget()
     names = [t.name for t in config.tables]
     state.tables = {name: state.tables.get(name, TableTotals()) for name in names}
     runs = 0
-    for run in finished_runs(instance, state.positions):
+    for run in finished_runs(instance, state.positions, max_runs=max_runs):
         runs += 1
         attempts = run_attempts(instance, run, names)
         if will_retry(run):

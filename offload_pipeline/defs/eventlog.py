@@ -133,15 +133,21 @@ def failure_streak(instance: dg.DagsterInstance, table: str, since: float) -> in
 
 
 def last_offload_success(instance: dg.DagsterInstance, table: str) -> float | None:
-    """When ``table`` last materialized from an offload (backfill materializations skipped)."""
-    records = instance.fetch_materializations(
-        dg.AssetKey(table), limit=CONSECUTIVE_FAILURES_LOOKBACK_RUNS, ascending=False
-    ).records
-    for record in records:
-        materialization = record.asset_materialization
-        mode = materialization.metadata.get(MetadataKey.MODE) if materialization else None
-        if mode is None or mode.value != BACKFILL:
-            return record.timestamp
+    """When ``table`` last materialized from an offload (backfill materializations skipped).
+
+    The latest materialization is nearly always that offload: read it alone first, and the
+    lookback only when it was a backfill (every tick asks this of every table)."""
+    for limit in (1, CONSECUTIVE_FAILURES_LOOKBACK_RUNS):
+        records = instance.fetch_materializations(
+            dg.AssetKey(table), limit=limit, ascending=False
+        ).records
+        for record in records:
+            materialization = record.asset_materialization
+            mode = materialization.metadata.get(MetadataKey.MODE) if materialization else None
+            if mode is None or mode.value != BACKFILL:
+                return record.timestamp
+        if len(records) < limit:
+            return None
     return None
 
 

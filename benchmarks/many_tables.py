@@ -109,7 +109,9 @@ def bench(tables: int, history_runs: int, repeat: int) -> None:
         loads = [load_definitions(config_path) for _ in range(repeat)]
         imports = statistics.median(i for i, _ in loads)
         build = statistics.median(b for _, b in loads)
+        print(f"definitions load: {imports:.2f} s imports + {build:.2f} s build")
         status_s = median_of(lambda: status_json(config_path), repeat)
+        print(f"status --json: {status_s:.2f} s")
 
         gateway = start_pushgateway(directory / "pg")
         os.environ["OFFLOAD_PUSHGATEWAY_URL"] = gateway.url

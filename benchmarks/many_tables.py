@@ -33,7 +33,7 @@ from offload_pipeline.defs.sensors import FOLD_RUNS_PER_TICK
 from offload_pipeline.demo.stack import start_pushgateway
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from metrics_overhead import setup  # noqa: E402  (one generated config for both benchmarks)
+from metrics_overhead import median_seconds, setup  # noqa: E402  (shared with that benchmark)
 
 # the definitions as the code server loads them: config, assets, checks, jobs, resolved repository
 LOAD_DEFINITIONS = """
@@ -45,15 +45,6 @@ imported = time.perf_counter()
 build_definitions(load_config(sys.argv[1])).get_repository_def().get_all_jobs()
 print(imported - started, time.perf_counter() - imported)
 """
-
-
-def median_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def load_definitions(config_path: Path) -> tuple[float, float]:
@@ -110,7 +101,7 @@ def bench(tables: int, history_runs: int, repeat: int) -> None:
         imports = statistics.median(i for i, _ in loads)
         build = statistics.median(b for _, b in loads)
         print(f"definitions load: {imports:.2f} s imports + {build:.2f} s build")
-        status_s = median_of(lambda: status_json(config_path), repeat)
+        status_s = median_seconds(lambda: status_json(config_path), repeat)
         print(f"status --json: {status_s:.2f} s")
 
         gateway = start_pushgateway(directory / "pg")
@@ -123,12 +114,12 @@ def bench(tables: int, history_runs: int, repeat: int) -> None:
                     report = metrics_tick(instance, config, MetricsState(), max_runs=max_runs)
                     assert report.runs == min(history_runs, max_runs or history_runs)
 
-                whole_s = median_of(lambda: reset_tick(None), repeat)
+                whole_s = median_seconds(lambda: reset_tick(None), repeat)
                 batch = max(1, history_runs // 3)
-                batch_s = median_of(lambda: reset_tick(batch), repeat)
+                batch_s = median_seconds(lambda: reset_tick(batch), repeat)
                 steady = MetricsState()
                 metrics_tick(instance, config, steady)
-                steady_s = median_of(lambda: metrics_tick(instance, config, steady), repeat)
+                steady_s = median_seconds(lambda: metrics_tick(instance, config, steady), repeat)
         finally:
             gateway.stop()
 
@@ -144,8 +135,6 @@ def bench(tables: int, history_runs: int, repeat: int) -> None:
         f"{batch_s:.2f} s folding a batch of {batch} (the sensor folds at most "
         f"{FOLD_RUNS_PER_TICK} per tick)"
     )
-    fold_per_run = (whole_s - steady_s) / history_runs
-    print(f"  fold cost per run of 5 tables: {fold_per_run * 1000:.0f} ms")
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ bench: install system-deps ## throughput, memory, fixed cost, metrics and reconc
 	$(BIN)/python benchmarks/metrics_overhead.py
 	$(BIN)/python benchmarks/postgres_throughput.py
 	$(BIN)/python benchmarks/reconcile_cost.py
+	$(BIN)/python benchmarks/many_tables.py
 
 demo: install system-deps ## seed the embedded hot tier, start the feed and the Dagster UI
 	$(BIN)/offload-pipeline demo

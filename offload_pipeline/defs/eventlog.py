@@ -1,6 +1,6 @@
 """The one reader of the Dagster event log: the attempts of a run, the runs finished since a
 cursor, a table's last run with its failure streak and last offload success, and its latest
-reconciliation delta.
+reconciliation delta (the last two for many tables in a few reads).
 
 An *attempt* is one execution of a table's step: a success, a failure, a failure the RetryPolicy
 retries, or a step the run never finished because the run itself died (killed process, launch
@@ -10,7 +10,7 @@ number of tables in its run; error types come from the failure events, only wher
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -87,12 +87,37 @@ def run_attempts(
 
 def last_run(instance: dg.DagsterInstance, table: str, run_id: str) -> LastRun | None:
     """The latest attempt of ``table`` in run ``run_id``, with the table's failure streak."""
-    run = instance.get_run_by_id(run_id)
-    attempts = _attempts(instance, run, [table]) if run is not None else []
-    if not attempts:
-        return None
-    last = attempts[-1]
-    last_success_at = last_offload_success(instance, table)
+    return last_runs(instance, {table: run_id}).get(table)
+
+
+def last_runs(instance: dg.DagsterInstance, run_ids: Mapping[str, str]) -> dict[str, LastRun]:
+    """``last_run`` of each table in ``run_ids`` (table -> run id), reading each run and its step
+    stats once for all its tables and the latest materializations in one query, so a tick over
+    many tables costs a few event-log reads per table, not several."""
+    by_run: dict[str, list[str]] = defaultdict(list)
+    for table, run_id in run_ids.items():
+        by_run[run_id].append(table)
+    latest = instance.get_latest_materialization_events([dg.AssetKey(t) for t in run_ids])
+    found: dict[str, LastRun] = {}
+    for run_id, tables in by_run.items():
+        run = instance.get_run_by_id(run_id)
+        attempts = _attempts(instance, run, tables) if run is not None else []
+        for table in tables:
+            own = [a for a in attempts if a.table == table]
+            if own:
+                entry = latest.get(dg.AssetKey(table))
+                found[table] = _last_run(instance, table, own[-1], entry)
+    return found
+
+
+def _last_run(
+    instance: dg.DagsterInstance, table: str, last: Attempt, latest: dg.EventLogEntry | None
+) -> LastRun:
+    """The gauges of ``last``, ``latest`` being the table's latest materialization."""
+    if latest is not None and not _is_backfill(latest):
+        last_success_at: float | None = latest.timestamp
+    else:
+        last_success_at = last_offload_success(instance, table)
     if last.success:
         # the last success time is the materialization's, for the hooks and the sensor alike
         return LastRun(last.finished_at, True, last.duration_seconds, last.rows, last_success_at, 0)
@@ -133,52 +158,80 @@ def failure_streak(instance: dg.DagsterInstance, table: str, since: float) -> in
 
 
 def last_offload_success(instance: dg.DagsterInstance, table: str) -> float | None:
-    """When ``table`` last materialized from an offload (backfill materializations skipped)."""
-    records = instance.fetch_materializations(
-        dg.AssetKey(table), limit=CONSECUTIVE_FAILURES_LOOKBACK_RUNS, ascending=False
-    ).records
-    for record in records:
-        materialization = record.asset_materialization
-        mode = materialization.metadata.get(MetadataKey.MODE) if materialization else None
-        if mode is None or mode.value != BACKFILL:
-            return record.timestamp
+    """When ``table`` last materialized from an offload (backfill materializations skipped).
+
+    The latest materialization is nearly always that offload: read it alone first, and the
+    lookback only when it was a backfill (every tick asks this of every table)."""
+    for limit in (1, CONSECUTIVE_FAILURES_LOOKBACK_RUNS):
+        records = instance.fetch_materializations(
+            dg.AssetKey(table), limit=limit, ascending=False
+        ).records
+        for record in records:
+            if not _is_backfill(record.event_log_entry):
+                return record.timestamp
+        if len(records) < limit:
+            return None
     return None
 
 
-def reconciliation_delta(instance: dg.DagsterInstance, table: str) -> int | None:
-    """``delta_rows`` of the table's latest reconciliation check (None: never checked)."""
-    key = dg.AssetCheckKey(dg.AssetKey(table), RECONCILIATION_CHECK)
-    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
-    event = record.event.dagster_event if record and record.event else None
-    evaluation = event.event_specific_data if event else None
-    delta = getattr(evaluation, "metadata", {}).get(MetadataKey.DELTA_ROWS)
-    return int(delta.value) if delta is not None else None
+def _is_backfill(entry: dg.EventLogEntry) -> bool:
+    """Whether a materialization event was written by a backfill."""
+    materialization = entry.asset_materialization
+    mode = materialization.metadata.get(MetadataKey.MODE) if materialization else None
+    return mode is not None and mode.value == BACKFILL
+
+
+def reconciliation_deltas(
+    instance: dg.DagsterInstance, tables: Sequence[str]
+) -> dict[str, int | None]:
+    """``delta_rows`` of each table's latest reconciliation check (None: never checked), for
+    every table in one event-log read."""
+    keys = {table: dg.AssetCheckKey(dg.AssetKey(table), RECONCILIATION_CHECK) for table in tables}
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        list(keys.values())
+    )
+    deltas: dict[str, int | None] = {}
+    for table, key in keys.items():
+        record = records.get(key)
+        event = record.event.dagster_event if record and record.event else None
+        evaluation = event.event_specific_data if event else None
+        delta = getattr(evaluation, "metadata", {}).get(MetadataKey.DELTA_ROWS)
+        deltas[table] = int(delta.value) if delta is not None else None
+    return deltas
 
 
 def finished_runs(
-    instance: dg.DagsterInstance, cursors: dict[str, int], limit: int = 200
+    instance: dg.DagsterInstance,
+    cursors: dict[str, int],
+    limit: int = 200,
+    max_runs: int | None = None,
 ) -> Iterable[dg.DagsterRun]:
-    """Runs that finished since ``cursors`` (storage ids per status event, advanced in place)."""
+    """Runs that finished since ``cursors`` (storage ids per status event, advanced in place),
+    at most ``max_runs`` of them (None: all): the cursors then stop at the last run yielded, so
+    the next call goes on from there and a long history is read in bounded batches."""
+    left = max_runs
     for event_type in (
         dg.DagsterEventType.RUN_SUCCESS,
         dg.DagsterEventType.RUN_FAILURE,
         dg.DagsterEventType.RUN_CANCELED,
     ):
         key = event_type.value
-        while True:
+        while left is None or left > 0:
+            page = limit if left is None else min(limit, left)
             result = instance.fetch_run_status_changes(
                 dg.RunStatusChangeRecordsFilter(
                     event_type=event_type, after_storage_id=cursors.get(key)
                 ),
-                limit=limit,
+                limit=page,
                 ascending=True,
             )
             for record in result.records:
                 cursors[key] = record.storage_id
                 run = instance.get_run_by_id(record.event_log_entry.run_id)
                 if run is not None and run.status in _FINISHED:
+                    left = None if left is None else left - 1
                     yield run
-            if len(result.records) < limit:
+            if len(result.records) < page:
                 break
 
 

@@ -30,8 +30,9 @@ from offload_pipeline.defs.eventlog import (
     finished_runs,
     is_cycle,
     last_run,
+    last_runs,
     latest_runs,
-    reconciliation_delta,
+    reconciliation_deltas,
     run_attempts,
     run_duration,
     will_retry,
@@ -133,15 +134,16 @@ def metrics_tick(
     state: MetricsState,
     now: float | None = None,
     budget: PushBudget | None = None,
+    max_runs: int | None = None,
 ) -> TickReport:
-    """Fold newly finished runs into ``state``, measure every table, push everything within one
-    push budget (a fresh one unless given)."""
+    """Fold newly finished runs into ``state`` (at most ``max_runs``, None: all), measure every
+    table, push everything within one push budget (a fresh one unless given)."""
     now = time.time() if now is None else now
     budget = budget or PushBudget()
     names = [t.name for t in config.tables]
     state.tables = {name: state.tables.get(name, TableTotals()) for name in names}
     runs = 0
-    for run in finished_runs(instance, state.positions):
+    for run in finished_runs(instance, state.positions, max_runs=max_runs):
         runs += 1
         attempts = run_attempts(instance, run, names)
         if will_retry(run):
@@ -155,13 +157,14 @@ def metrics_tick(
     url = config.pushgateway_url
     catalog = IcebergCatalog(config.catalog)
     small_file_bytes = small_file_threshold(config.maintenance)
-    latest = latest_runs(instance, names)
+    last = last_runs(instance, latest_runs(instance, names))
+    deltas = reconciliation_deltas(instance, names)
     results = []
     for spec in config.tables:
-        gauges = measure(spec, catalog, instance, small_file_bytes, now)
+        gauges = measure(spec, catalog, small_file_bytes, now, deltas[spec.name])
         families = list(table_families(spec.name, state.tables[spec.name], gauges))
         # the hook-owned gauges too, so an emptied Pushgateway is whole again after one tick
-        facts = last_run(instance, spec.name, latest[spec.name]) if spec.name in latest else None
+        facts = last.get(spec.name)
         if facts is not None:
             families += last_run_families(spec.name, facts)
         results.append(push.push_table(url, config.pipeline, spec.name, families, budget=budget))
@@ -190,18 +193,18 @@ def metrics_tick(
 def measure(
     spec: TableSpec,
     catalog: IcebergCatalog,
-    instance: dg.DagsterInstance,
     small_file_bytes: int | None,
     now: float,
+    delta_rows: int | None,
 ) -> TableGauges:
-    """What Iceberg, the hot tier and the last reconciliation say about ``spec`` at wall-clock
-    ``now``, in metric units."""
+    """What Iceberg, the hot tier and the last reconciliation (its ``delta_rows``) say about
+    ``spec`` at wall-clock ``now``, in metric units."""
     seen = observe(open_table(spec, catalog), int(now * MICROS), small_file_bytes)
     for error in seen.errors:
         log.warning("metrics: %s", error)
     measured = TableGauges(
         source_max_ts=_seconds(seen.source_max_ts),
-        reconciliation_delta_rows=reconciliation_delta(instance, spec.name),
+        reconciliation_delta_rows=delta_rows,
     )
     if seen.iceberg_unreadable:
         # nothing Iceberg-derived this tick: a 0 would read as a counter reset, and the values

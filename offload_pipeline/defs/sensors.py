@@ -10,6 +10,9 @@ from offload_pipeline.metrics.budget import PushBudget
 METRICS_SENSOR = "offload_metrics_sensor"
 RUN_FAILURE_SENSOR = "offload_run_failure_sensor"
 TICK_SECONDS = 30
+# finished runs folded per tick: after a cursor reset over a long history the counters catch up
+# over several ticks, each well inside the sensor's 60 s timeout
+FOLD_RUNS_PER_TICK = 100
 
 
 @dg.sensor(
@@ -23,7 +26,7 @@ def offload_metrics_sensor(
     context: dg.SensorEvaluationContext, offload: OffloadResource
 ) -> dg.SkipReason:
     state = MetricsState.from_cursor(context.cursor)
-    report = metrics_tick(context.instance, offload.config, state)
+    report = metrics_tick(context.instance, offload.config, state, max_runs=FOLD_RUNS_PER_TICK)
     context.update_cursor(state.to_cursor())
     return dg.SkipReason(
         f"folded {report.runs} finished run(s); pushed {report.pushed} group(s), "

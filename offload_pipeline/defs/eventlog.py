@@ -114,7 +114,7 @@ def _last_run(
     instance: dg.DagsterInstance, table: str, last: Attempt, latest: dg.EventLogEntry | None
 ) -> LastRun:
     """The gauges of ``last``, ``latest`` being the table's latest materialization."""
-    if latest is not None and not _is_backfill(latest):
+    if latest is not None and not _written_by_backfill(latest):
         last_success_at: float | None = latest.timestamp
     else:
         last_success_at = last_offload_success(instance, table)
@@ -167,15 +167,16 @@ def last_offload_success(instance: dg.DagsterInstance, table: str) -> float | No
             dg.AssetKey(table), limit=limit, ascending=False
         ).records
         for record in records:
-            if not _is_backfill(record.event_log_entry):
+            if not _written_by_backfill(record.event_log_entry):
                 return record.timestamp
         if len(records) < limit:
             return None
     return None
 
 
-def _is_backfill(entry: dg.EventLogEntry) -> bool:
-    """Whether a materialization event was written by a backfill."""
+def _written_by_backfill(entry: dg.EventLogEntry) -> bool:
+    """Whether a materialization event was written by a backfill (an offload asset's history from
+    before backfills moved to the days assets)."""
     materialization = entry.asset_materialization
     mode = materialization.metadata.get(MetadataKey.MODE) if materialization else None
     return mode is not None and mode.value == BACKFILL

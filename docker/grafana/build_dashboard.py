@@ -49,10 +49,14 @@ DAGSTER_UI = "http://localhost:3000"
 # one pipeline at a time (single-valued $pipeline): deployments sharing a Prometheus may have
 # tables of the same name, and no `sum by (table)` below may add two pipelines together
 JOB = 'job="iceberg_offload", pipeline="$pipeline"'
-# per-table selector: the $table variable (All = ".*")
+# per-table selector: the tables picked in the $table variable
 T = 'job="iceberg_offload", pipeline="$pipeline", table=~"$table"'
 # the same in the repeated row, where each copy of the row has ${table} set to one table
 PER_TABLE = 'job="iceberg_offload", pipeline="$pipeline", table=~"${table}"'
+# every table of the pipeline, whatever $table picks: the top-N panels rank them all
+ALL_TABLES = 'job="iceberg_offload", pipeline="$pipeline", table!=""'
+# tables per top-N panel: bounded, so a panel reads the same at 10 tables or 1,000
+TOP_N = 10
 # counters move once per 15-minute run: windows shorter than a few runs are empty between runs
 # and spike at each one, so every window over them is an hour (as in the recording rules)
 WINDOW = "1h"
@@ -136,10 +140,12 @@ def fresh(expr: str, selector: str = T) -> str:
     """``expr`` only for the groups pushed within ``$stale_after``: the Pushgateway keeps a dead
     pusher's last values forever, so a pushed value is only as fresh as its group's last push.
 
-    ``selector`` names the groups: per-table (the default) or pipeline-wide (``JOB``).
+    ``selector`` names the groups: per-table (the default, or ``ALL_TABLES``) or pipeline-wide
+    (``JOB``).
     """
-    on = "job, pipeline, table" if "table=" in selector else "job, pipeline"
-    group = selector if "table=" in selector else f'{selector}, table=""'
+    per_table = "table" in selector
+    on = "job, pipeline, table" if per_table else "job, pipeline"
+    group = selector if per_table else f'{selector}, table=""'
     age = f"time() - push_time_seconds{{{group}}}"
     return f"{expr}\n  and on ({on})\n({age} < {STALE_AFTER})"
 
@@ -380,6 +386,95 @@ def success_rate(th: Thresholds) -> bargauge.Panel:
         .max(1)
         .decimals(1)
     )
+
+
+def top_tables(th: Thresholds) -> Section:
+    """The few tables that need a look, ranked among all of the pipeline's tables: readable at
+    1,000 tables, where a panel or row per table is not."""
+    return board.Row(f"Top {TOP_N} tables"), [
+        top_lag(th).span(12).height(8),
+        top_failures(th).span(12).height(8),
+        top_since_success(th).span(12).height(8),
+        top_reconciliation().span(12).height(8),
+    ]
+
+
+def ranked(expr: str) -> str:
+    """The ``TOP_N`` highest fresh values of ``expr`` (over ``ALL_TABLES``), highest first: the
+    freshness guard goes inside ``topk`` so a stale table never takes a fresh one's place."""
+    return f"sort_desc(topk({TOP_N}, {fresh(expr, ALL_TABLES)}))"
+
+
+def top(
+    title: str,
+    description: str,
+    unit: str,
+    expr: str,
+    thresholds: Steps | None = None,
+    links: Links | None = None,
+) -> bargauge.Panel:
+    """One bar per table for the ``TOP_N`` tables with the highest ``expr``."""
+    return panel(
+        bars,
+        title,
+        f"{description} The {TOP_N} highest of all the pipeline's tables, whatever $table "
+        "selects; no data: no table pushed within $stale_after.",
+        unit,
+        [current(ranked(expr), "{{table}}")],
+        thresholds,
+        links,
+    ).min(0)
+
+
+def top_lag(th: Thresholds) -> bargauge.Panel:
+    return top(
+        "Highest lag",
+        "offload_lag_seconds: orange above "
+        f"{th['lag_warning_seconds']} s, red above {th['lag_critical_seconds']} s.",
+        "s",
+        f"offload_lag_seconds{{{ALL_TABLES}}}",
+        lag_steps(th),
+        runbook("lag.md#icebergoffloadlagcritical", "lag"),
+    )
+
+
+def top_failures(th: Thresholds) -> bargauge.Panel:
+    return top(
+        "Longest failure streaks",
+        "offload_consecutive_failures (failed runs since the last success): red at "
+        f"{th['consecutive_failures']}. All at 0: nothing is failing.",
+        "none",
+        f"offload_consecutive_failures{{{ALL_TABLES}}}",
+        failure_steps(th),
+        runbook("failures.md#icebergoffloadconsecutivefailures", "failures"),
+    )
+
+
+def top_since_success(th: Thresholds) -> bargauge.Panel:
+    # a table that never succeeded reports 0: left out rather than an age since 1970
+    last = f"(offload_last_success_timestamp_seconds{{{ALL_TABLES}}} > 0)"
+    return top(
+        "Oldest last success",
+        "Time since each table's last successful attempt ended (time() - "
+        f"offload_last_success_timestamp_seconds): orange above {th['not_reporting_seconds']} s, "
+        "four missed 15-minute runs.",
+        "s",
+        f"time() - {last}",
+        steps(("orange", th["not_reporting_seconds"])),
+        runbook("failures.md#icebergoffloadconsecutivefailures", "failures"),
+    )
+
+
+def top_reconciliation() -> bargauge.Panel:
+    return top(
+        "Largest reconciliation deltas",
+        "Size of the last reconciliation delta, either sign (abs of "
+        "offload_reconciliation_delta_rows): orange when not 0; the sign is in the table's row.",
+        "short",
+        f"abs(offload_reconciliation_delta_rows{{{ALL_TABLES}}})",
+        steps(),
+        runbook("reconciliation.md#icebergoffloadreconciliationmismatch", "reconciliation"),
+    ).mappings(nonzero_orange())
 
 
 def throughput_and_duration(th: Thresholds) -> Section:
@@ -674,15 +769,23 @@ def push_ages(th: Thresholds) -> timeseries.Panel:
 
 
 def per_table(th: Thresholds) -> Section:
-    """One copy of the row per selected table: its numbers, its Iceberg table, its checks."""
-    return board.Row("Table $table").repeat("table"), [
+    """One copy of the row per selected table: its numbers, its Iceberg table, its checks.
+
+    Collapsed, with its panels inside it: Grafana queries a collapsed row's panels only once it
+    is opened, so the dashboard costs the same at 1,000 tables (the top-N panels find the tables
+    to open).
+    """
+    row = board.Row("Table $table").repeat("table")
+    for each in (
         *(number.span(4).height(4) for number in table_numbers(th)),
         iceberg_files().span(12).height(6),
         hot_tier_and_watermark().span(12).height(6),
         small_file_ratio().span(12).height(6),
         since_maintenance(th).span(6).height(6),
         reconciliation_delta().span(6).height(6),
-    ]
+    ):
+        row.with_panel(each)
+    return row, []
 
 
 def table_numbers(th: Thresholds) -> list[stat.Panel]:
@@ -807,15 +910,19 @@ def since_maintenance(th: Thresholds) -> stat.Panel:
     )
 
 
-def reconciliation_delta() -> stat.Panel:
-    """The alert fires on any non-zero delta, either sign: value mappings, not thresholds."""
+def nonzero_orange() -> list[model.ValueMapping]:
+    """The reconciliation alert fires on any non-zero delta, either sign: value mappings, not
+    thresholds."""
     result = model.ValueMappingResult
     ranges = model.DashboardRangeMapOptions
-    mappings: list[model.ValueMapping] = [
+    return [
         model.ValueMap({"0": result(color="green", index=0)}),
         model.RangeMap(ranges(from_val=0.5, to=1e15, result=result(color="orange", index=1))),
         model.RangeMap(ranges(from_val=-1e15, to=-0.5, result=result(color="orange", index=2))),
     ]
+
+
+def reconciliation_delta() -> stat.Panel:
     return panel(
         big_number,
         "Reconciliation delta",
@@ -831,12 +938,13 @@ def reconciliation_delta() -> stat.Panel:
         ],
         steps(),
         runbook("reconciliation.md#icebergoffloadreconciliationmismatch", "reconciliation"),
-    ).mappings(mappings)
+    ).mappings(nonzero_orange())
 
 
 def variables(th: Thresholds, runbooks_url: str) -> list[Builder[model.VariableModel]]:
     """``datasource`` (default: the provisioned Prometheus), ``pipeline`` (one at a time),
-    ``table`` (multi, All = .*), and the hidden ``runbooks`` (link base) and ``stale_after``."""
+    ``table`` (multi, no All: it opens on the first table, and each pick is a repeated row), and
+    the hidden ``runbooks`` (link base) and ``stale_after``."""
     pipelines = "label_values(offload_heartbeat_timestamp_seconds, pipeline)"
     # the sensor pushes a table's run counters from the event log at every tick, whether or not
     # its hot tier or Iceberg table can be read: every configured table has them
@@ -870,10 +978,8 @@ def variables(th: Thresholds, runbooks_url: str) -> list[Builder[model.VariableM
         .label("Table")
         .datasource(DS)
         .query({"query": tables, "refId": "PrometheusVariableQueryEditor-VariableQuery"})
-        .current(model.VariableOption(selected=True, text=["All"], value=["$__all"]))
         .hide(model.VariableHide.DONT_HIDE)
-        .include_all(True)
-        .all_value(".*")
+        .include_all(False)
         .multi(True)
         .options([])
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
@@ -952,6 +1058,7 @@ def build(
     # SDK starts a new grid line only once a line is full: each section's widths fill 24 columns
     sections = (
         overview,
+        top_tables,
         throughput_and_duration,
         failures_and_freshness,
         monitoring_chain,
@@ -966,8 +1073,14 @@ def build(
 
 
 def number_panels(dashboard: model.Dashboard) -> model.Dashboard:
-    """Panel ids in reading order: the SDK lays the grid out but leaves ids to the author."""
-    for number, each in enumerate(dashboard.panels or [], start=1):
+    """Panel ids in reading order, a collapsed row's panels after the row: the SDK lays the
+    grid out but leaves ids to the author."""
+    ordered: list[model.Panel | model.RowPanel] = []
+    for each in dashboard.panels or []:
+        ordered.append(each)
+        if isinstance(each, model.RowPanel):
+            ordered += each.panels
+    for number, each in enumerate(ordered, start=1):
         each.id_val = number
     return dashboard
 

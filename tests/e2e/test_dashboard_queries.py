@@ -163,6 +163,16 @@ def test_every_dashboard_query_returns_data(project, pushgateway, prometheus):
     assert {"IcebergOffloadConsecutiveFailures"} <= {a["metric"]["alertname"] for a in firing}
     late = promql(prometheus, "sum(increase(offload_late_rows_total[1h]))")
     assert late and float(late[0]["value"][1]) > 0
+    # the top-N panel ranks every table, whatever $table picks: the failing one first
+    (streaks,) = [
+        t["expr"]
+        for p, _ in panels(dashboard)
+        if p["title"] == "Longest failure streaks"
+        for t in p["targets"]
+    ]
+    ranked = promql(prometheus, substitute(streaks, table="no-such-table"))
+    assert [r["metric"]["table"] for r in ranked][0] == BROKEN
+    assert [float(r["value"][1]) for r in ranked] == [3] + [0] * (len(DEMO_TABLES) - 1)
 
 
 def variable_values(dashboard: dict[str, Any], name: str, prometheus) -> list[str]:

@@ -70,6 +70,8 @@ PROMQL_WORDS = {
     "count",
     "topk",
     "bottomk",
+    "sort_desc",
+    "abs",
     "changes",
     "absent",
     "clamp_min",
@@ -209,13 +211,45 @@ def test_panel_ids_are_unique_and_the_grid_has_no_overlap(dashboard):
 
 def test_rows_and_the_repeated_table_row(dashboard):
     rows = [p for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows and all(not r["collapsed"] for r in rows)
     repeated = [r for r in rows if r.get("repeat")]
     assert [r["repeat"] for r in repeated] == ["table"]
-    # the repeated row is the last one, so its panels are everything after it
-    assert dashboard["panels"].index(repeated[0]) > dashboard["panels"].index(rows[-2])
-    after = dashboard["panels"][dashboard["panels"].index(repeated[0]) + 1 :]
-    assert after and all(p["type"] != "row" for p in after)
+    assert all(not r["collapsed"] and not r.get("panels") for r in rows if r not in repeated)
+    # the repeated row is the last one, collapsed with its panels inside it: opening the
+    # dashboard queries none of them, at 10 tables or 1,000
+    assert dashboard["panels"][-1] is repeated[0]
+    assert repeated[0]["collapsed"] is True
+    assert len(repeated[0]["panels"]) >= 10
+    assert all(p["type"] != "row" for p in repeated[0]["panels"])
+
+
+TOPK = re.compile(r"^sort_desc\(topk\((\d+), (.*)\)\)$", re.DOTALL)
+
+
+def top_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in data_panels(dashboard) if any(TOPK.match(e) for e in exprs_of(p))]
+
+
+def test_top_n_panels_rank_every_table_with_a_bounded_n(dashboard):
+    """At 1,000 tables the overview must not draw a bar or a row per table: the top-N panels
+    show the few worst tables of the whole pipeline, whatever ``$table`` picks."""
+    top = top_panels(dashboard)
+    rows = [p for p in dashboard["panels"] if p["type"] == "row"]
+    assert rows[1]["title"] == "Top 10 tables" and not rows[1]["collapsed"]
+    shown = {
+        "offload_lag_seconds",
+        "offload_consecutive_failures",
+        "offload_last_success_timestamp_seconds",
+        "offload_reconciliation_delta_rows",
+    }
+    assert shown <= {n for p in top for e in exprs_of(p) for n in metric_names(e)}
+    for p in top:
+        assert p["type"] == "bargauge", p["title"]
+        (target,) = p["targets"]
+        n, inner = TOPK.match(target["expr"]).groups()  # type: ignore[union-attr]
+        assert 1 <= int(n) <= 20, p["title"]
+        assert "$table" not in inner and "${table}" not in inner, p["title"]
+        assert inner.count('table!=""') == 2, p["title"]  # the metric and its freshness guard
+        assert target["instant"] is True and target["format"] == "time_series", p["title"]
 
 
 def test_every_target_uses_the_provisioned_datasource(dashboard):
@@ -247,7 +281,10 @@ def test_the_table_variable(dashboard):
         'label_values(offload_runs_total{job="iceberg_offload", pipeline="$pipeline"}, table)'
     )
     assert BY_NAME["offload_runs_total"].scope == "table"
-    assert table["multi"] is True and table["includeAll"] is True and table["allValue"] == ".*"
+    # no All, and no saved pick: Grafana opens on the first table, so the repeated row never
+    # starts as 1,000 copies; the user picks more
+    assert table["multi"] is True and table["includeAll"] is False
+    assert "allValue" not in table and "current" not in table
 
 
 def test_one_pipeline_at_a_time(dashboard):
@@ -265,7 +302,10 @@ def test_one_pipeline_at_a_time(dashboard):
 
 
 def test_per_table_queries_filter_by_the_table_variable(dashboard):
+    ranked = {e for p in top_panels(dashboard) for e in exprs_of(p)}
     for expr in expressions(dashboard):
+        if expr in ranked:  # the top-N panels rank all tables (see the test above)
+            continue
         per_table = any(
             (base := contract_series(n)) and BY_NAME[base].scope == "table"
             for n in metric_names(expr)
@@ -469,7 +509,8 @@ def test_single_value_panels_show_no_data_for_stale_series(dashboard, thresholds
         for t in p["targets"]:
             assert t.get("instant") is True and not t.get("range"), p["title"]
             assert t["format"] == "time_series", p["title"]
-            expr = t["expr"]
+            # a top-N panel: the guard is inside topk, so a stale table is not ranked
+            expr = TOPK.sub(r"\2", t["expr"])
             pushed = [n for n in metric_names(expr) if contract_series(n)]
             # ages (time() - a timestamp) grow on their own, windows count to 0: neither can
             # show an old value as current

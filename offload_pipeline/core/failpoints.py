@@ -3,8 +3,10 @@
 ``OFFLOAD_FAILPOINT=<name>`` makes the process SIGKILL itself the first time it reaches the point
 ``<name>``; ``<name>@<n>`` the n-th time; ``<name>+<ms>`` kills it ``ms`` milliseconds *after*
 reaching the point, from a timer, so the kill lands in the middle of whatever follows (file writes);
-``<name>~<ms>`` only sleeps there, to hold two processes in a race window; ``<name>!`` raises
-``FailpointError`` there, a bug the code does not expect.
+``<name>~<ms>`` only sleeps there, to hold two processes in a race window; ``<name>^<n>`` waits
+there until ``n`` processes have reached it (a rendezvous through files in
+``$OFFLOAD_FAILPOINT_DIR``), so racing writers start from the same state however late each
+process started; ``<name>!`` raises ``FailpointError`` there, a bug the code does not expect.
 Unset, a failpoint costs one dictionary lookup.
 """
 
@@ -15,10 +17,14 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 ENV = "OFFLOAD_FAILPOINT"
+RENDEZVOUS_DIR_ENV = "OFFLOAD_FAILPOINT_DIR"
+RENDEZVOUS_TIMEOUT_S = 120
 _SPEC = re.compile(
-    r"^(?P<name>[\w.]+)(?:@(?P<nth>\d+))?(?:\+(?P<delay>\d+)|~(?P<sleep>\d+)|(?P<raise>!))?$"
+    r"^(?P<name>[\w.]+)(?:@(?P<nth>\d+))?"
+    r"(?:\+(?P<delay>\d+)|~(?P<sleep>\d+)|\^(?P<meet>\d+)|(?P<raise>!))?$"
 )
 _hits: dict[str, int] = {}
 
@@ -43,6 +49,9 @@ def failpoint(name: str) -> None:
     if match.group("sleep"):
         time.sleep(int(match.group("sleep")) / 1000)
         return
+    if match.group("meet"):
+        _rendezvous(name, int(match.group("meet")))
+        return
     delay = match.group("delay")
     if delay is None:
         _kill()
@@ -53,3 +62,15 @@ def failpoint(name: str) -> None:
 
 def _kill() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _rendezvous(name: str, parties: int) -> None:
+    """Mark this process as arrived at ``name`` and wait until ``parties`` processes have."""
+    directory = Path(os.environ[RENDEZVOUS_DIR_ENV])
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.{os.getpid()}").touch()
+    deadline = time.monotonic() + RENDEZVOUS_TIMEOUT_S
+    while len(list(directory.glob(f"{name}.*"))) < parties:
+        if time.monotonic() > deadline:
+            raise FailpointError(f"failpoint {name}: {parties} processes never met")
+        time.sleep(0.02)

@@ -7,12 +7,15 @@ from tests.conftest import worker_result
 pytestmark = pytest.mark.integration
 
 
-def test_two_writers_without_the_lock_one_loses_with_commit_conflict(any_project):
+def test_two_writers_without_the_lock_one_loses_with_commit_conflict(
+    any_project, tmp_path, monkeypatch
+):
     """The Iceberg commit itself refuses the second writer (no silent retry that re-appends)."""
     any_project.seed(20_000)
-    # both plan from the same (empty) state, then hold 1.5 s so their commits overlap
+    # both plan from the same (empty) state: each waits after planning until the other has
+    monkeypatch.setenv("OFFLOAD_FAILPOINT_DIR", str(tmp_path / "meet"))
     procs = [
-        any_project.worker(failpoint="plan~1500", shared_lock=False, batch_rows=50_000)
+        any_project.worker(failpoint="plan^2", shared_lock=False, batch_rows=50_000)
         for _ in range(2)
     ]
     results = [worker_result(p) for p in procs]

@@ -159,18 +159,19 @@ def test_hosts_racing_through_dagster_wait_on_the_table_pool(cluster):
     print(f"\n{ROUNDS} rounds x 2 hosts: {blocked} steps waited for a slot; slots left claimed: 0")
 
 
-def test_hosts_racing_outside_the_pools_one_commit_wins_each_race(cluster):
+def test_hosts_racing_outside_the_pools_one_commit_wins_each_race(cluster, tmp_path, monkeypatch):
     """Two core writers, one per host, with nothing between them but the Iceberg commit check:
     each race has exactly one winner, the loser fails with ``commit_conflict``, nothing is
     duplicated, and a later run catches up."""
     table = TABLES[0]
     conflicts = 0
-    for _ in range(ROUNDS):
+    for race in range(ROUNDS):
         cluster.seed(tables=(table,))
         expected = cluster.hot.count(table) - cluster.hosts[0].iceberg_rows(table)
-        # both plan from the same committed state and hold 1.5 s, so their commits overlap
+        # both plan from the same committed state: each waits after planning until the other has
+        monkeypatch.setenv("OFFLOAD_FAILPOINT_DIR", str(tmp_path / f"race{race}"))
         procs = [
-            host.worker(table, failpoint="plan~1500", batch_rows=50_000) for host in cluster.hosts
+            host.worker(table, failpoint="plan^2", batch_rows=50_000) for host in cluster.hosts
         ]
         results = [worker_result(proc) for proc in procs]
         assert sorted(code for code, _ in results) == [0, 3], results

@@ -1,6 +1,6 @@
 """The fixed cost of `offload-pipeline run` when there is nothing to offload, and where it goes.
 
-Seeds --tables small tables into a SQLite hot tier, brings them up to date with one run, then
+Seeds --tables tables of 100 rows into a SQLite hot tier, brings them up to date with one run, then
 times --repeat more runs as whole processes (median), each a real run in a real SQLite-backed
 Dagster instance (this repository's dagster.yaml). Then one process times the phases of a run in
 order: importing the command line, importing Dagster, opening the instance, building the
@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from metrics_overhead import setup  # noqa: E402  (shared with that benchmark)
 
 # the phases of `run` in one process, in the order the command line goes through them, with the
 # command line's garbage-collection policy where it has one; printed at exit: the time from the
@@ -63,35 +64,6 @@ if hasattr(cli, "entry"):
     gc.freeze()
 print(f"ended at\\t{time.time()}", flush=True)
 """
-
-
-def write_config(directory: Path, tables: int) -> Path:
-    path = directory / "offload.yaml"
-    doc = {
-        "sources": {"hot": {"kind": "sqlite", "path": "hot.db"}},
-        "catalog": {
-            "name": "bench",
-            "properties": {"type": "sql", "uri": "sqlite:///catalog.db", "warehouse": "warehouse"},
-        },
-        "run": {"lock_dir": "locks", "retry": {"max_retries": 0}},
-        "defaults": {
-            "cursor": {"event_time": "exchange_timestamp", "tie_breaker": "sequence_number"},
-            "primary_key": ["sequence_number"],
-            "partition": "day(exchange_timestamp)",
-            "settle_delay_seconds": 0,
-        },
-        "tables": [{"name": f"bronze_trades_{i}"} for i in range(tables)],
-    }
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def environment(directory: Path, pushgateway_url: str) -> dict[str, str]:
-    home = directory / "dagster_home"
-    home.mkdir(exist_ok=True)
-    root = Path(__file__).resolve().parents[1]
-    (home / "dagster.yaml").write_text((root / "dagster_home" / "dagster.yaml").read_text())
-    return {**os.environ, "DAGSTER_HOME": str(home), "OFFLOAD_PUSHGATEWAY_URL": pushgateway_url}
 
 
 def cpu_seconds() -> float:
@@ -135,7 +107,6 @@ def phases(python: str, config: Path, env: dict[str, str]) -> list[tuple[str, st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=int, default=3)
-    parser.add_argument("--rows", type=int, default=1_000, help="Rows seeded per table.")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument(
         "--python",
@@ -148,9 +119,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="offload-fixed-cost-") as tmp:
         directory = Path(tmp)
-        config = write_config(directory, args.tables)
-        env = environment(directory, args.pushgateway_url)
-        cli(pythons[0], config, env, "seed", "--rows", str(args.rows))
+        config = setup(directory, args.tables)  # 100 rows per table, the repository's dagster.yaml
+        env = {**os.environ, "OFFLOAD_PUSHGATEWAY_URL": args.pushgateway_url}
         cli(pythons[0], config, env, "run")  # brings every table up to date
         walls: dict[str, list[float]] = {p: [] for p in pythons}
         cpus: dict[str, list[float]] = {p: [] for p in pythons}

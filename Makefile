@@ -42,6 +42,7 @@ kube-manifests: install ## regenerate deploy/kubernetes/manifests from the rules
 
 bench: install system-deps ## throughput, memory, fixed cost, metrics and reconciliation cost (prints figures)
 	$(BIN)/python benchmarks/offload_throughput.py
+	$(BIN)/python benchmarks/fixed_cost.py
 	$(BIN)/python benchmarks/metrics_overhead.py
 	$(BIN)/python benchmarks/postgres_throughput.py
 	$(BIN)/python benchmarks/reconcile_cost.py

@@ -2,6 +2,8 @@
 
 import json
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from pyiceberg.catalog import load_catalog
@@ -150,3 +152,21 @@ def test_backfill_repairs_late_rows_and_refuses_the_open_range(project):
         garbled.returncode == 1
         and "--start: 'yesterday' is not an ISO-8601 instant" in garbled.stderr
     )
+
+
+def test_status_and_verify_import_no_dagster(project):
+    """The verbs that only read tables start without Dagster (and its storage layer)."""
+    assert project.cli("seed", "--rows", "100").returncode == 0
+    code = (
+        "import sys\n"
+        "from offload_pipeline.cli import main\n"
+        "for verb in ('status', 'verify'):\n"
+        "    try:\n"
+        f"        main(['--config', {str(project.config_path)!r}, verb])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(' '.join(m for m in ('dagster', 'alembic') if m in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.count(": ") >= len(DEMO_TABLES), out.stdout
+    assert out.stderr.splitlines()[-1] == "", out.stderr[-2000:]

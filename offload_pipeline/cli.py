@@ -366,10 +366,11 @@ def push_metrics(obj: _Context) -> None:
 @pass_ctx
 def status(obj: _Context, as_json: bool, tables: tuple[str, ...]) -> None:
     """Show each table's source, Iceberg target, watermark, lag and row count."""
-    from offload_pipeline.core.status import table_status
+    from offload_pipeline.core.status import shared_sources, table_status
 
     now_us = to_micros(datetime.now(UTC))
-    entries = [table_status(handle, now_us) for handle in obj.handles(tables)]
+    with shared_sources(obj.handles(tables)) as handles:
+        entries = [table_status(handle, now_us) for handle in handles]
     if as_json:
         click.echo(json.dumps({"tables": entries}, indent=2))
         return

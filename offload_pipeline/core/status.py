@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
+from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
-from offload_pipeline.config import redact
+from offload_pipeline.config import SourceSpec, redact
 from offload_pipeline.core.handle import TableHandle
 from offload_pipeline.core.iceberg.state import CommittedState, decode_state, is_offload_commit
 from offload_pipeline.core.maintenance import live_data_files, small_file_ratio
+from offload_pipeline.core.sources import HotTier
 from offload_pipeline.core.window import checked_event_time, iso, lag_seconds
 from offload_pipeline.errors import OffloadError
 
@@ -87,8 +91,7 @@ def observe(table: TableHandle, now_us: int, small_file_bytes: int | None = None
                 ),
             }
             if small_file_bytes is not None:
-                ratio = small_file_ratio(live_data_files(iceberg), small_file_bytes)
-                values["small_file_ratio"] = ratio
+                values["small_file_ratio"] = _small_file_ratio(iceberg, small_file_bytes)
     except OffloadError as e:
         errors.append(e)
         values = {"iceberg_unreadable": True}
@@ -99,6 +102,33 @@ def observe(table: TableHandle, now_us: int, small_file_bytes: int | None = None
     except OffloadError as e:
         errors.append(e)
     return Observation(now_us, **values, errors=tuple(errors))
+
+
+@contextmanager
+def shared_sources(tables: Iterable[TableHandle]) -> Iterator[list[TableHandle]]:
+    """``tables`` with one hot tier per configured source, each keeping its connection for the
+    reads of all its tables until the block ends (for looking at many tables one after another,
+    in one thread)."""
+    tiers: dict[SourceSpec, HotTier] = {}
+    shared = []
+    with ExitStack() as stack:
+        for table in tables:
+            source = table.spec.source
+            if source not in tiers:
+                tiers[source] = table.source
+                stack.enter_context(table.source.connected())
+            shared.append(replace(table, source=tiers[source]))
+        yield shared
+
+
+def _small_file_ratio(iceberg: Table, threshold: int) -> float:
+    """``small_file_ratio`` of the live files, which only a table of two or more data files needs
+    to list (the snapshot summary counts them): listing reads every manifest."""
+    snapshot = iceberg.current_snapshot()
+    summary = snapshot.summary if snapshot else None
+    if summary is not None and int(summary.additional_properties.get("total-data-files", 2)) < 2:
+        return 0.0
+    return small_file_ratio(live_data_files(iceberg), threshold)
 
 
 def _is_offload(snapshot: Snapshot) -> bool:

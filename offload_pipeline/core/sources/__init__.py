@@ -65,6 +65,10 @@ class HotTier(Protocol):
     def snapshot(self, spec: TableSpec) -> AbstractContextManager[SourceSnapshot]:
         """Open one consistent read of ``spec``'s source table."""
 
+    def connected(self) -> AbstractContextManager[None]:
+        """Within it, snapshots may share one connection (where a new one is costly); each is
+        still its own consistent read. Not for use from several threads."""
+
 
 def _sqlite(source: SourceSpec) -> HotTier:
     from offload_pipeline.core.sources.sqlite import SqliteHotTier

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import pyarrow as pa
@@ -253,6 +253,10 @@ class ClickHouseHotTier:
         s = self.source
         query = "?protocol=https" if s.secure else ""
         return f"clickhousedb://{s.user}@{s.host}:{s.port}/{s.database}{query}"
+
+    def connected(self) -> AbstractContextManager[None]:
+        """One connection per snapshot: only SQLite's schema parse made sharing pay."""
+        return nullcontext()
 
     @contextmanager
     def snapshot(self, spec: TableSpec) -> Iterator[ClickHouseSnapshot]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote as url_quote
@@ -121,6 +121,10 @@ class PostgresHotTier:
             params.append(f"sslmode={s.sslmode}")
         database = url_quote(s.database, safe="")
         return f"postgresql://{auth}@{s.host}:{s.port}/{database}?{'&'.join(params)}"
+
+    def connected(self) -> AbstractContextManager[None]:
+        """One connection per snapshot: only SQLite's schema parse made sharing pay."""
+        return nullcontext()
 
     @contextmanager
     def snapshot(self, spec: TableSpec) -> Iterator[PostgresSnapshot]:

@@ -16,11 +16,11 @@ from typing import Any
 import dagster as dg
 
 from offload_pipeline import __version__
-from offload_pipeline.config import Config, TableSpec
-from offload_pipeline.core.handle import open_table
+from offload_pipeline.config import Config
+from offload_pipeline.core.handle import TableHandle, open_table
 from offload_pipeline.core.iceberg.catalog import IcebergCatalog
 from offload_pipeline.core.maintenance import small_file_threshold
-from offload_pipeline.core.status import observe
+from offload_pipeline.core.status import observe, shared_sources
 from offload_pipeline.core.window import MICROS
 from offload_pipeline.defs.eventlog import (
     RUN_FAILURE,
@@ -38,7 +38,7 @@ from offload_pipeline.defs.eventlog import (
     will_retry,
 )
 from offload_pipeline.metrics import push
-from offload_pipeline.metrics.budget import PushBudget
+from offload_pipeline.metrics.budget import PushBudget, tick_budget
 from offload_pipeline.metrics.collect import (
     CycleTotals,
     TableGauges,
@@ -137,10 +137,11 @@ def metrics_tick(
     max_runs: int | None = None,
 ) -> TickReport:
     """Fold newly finished runs into ``state`` (at most ``max_runs``, None: all), measure every
-    table, push everything within one push budget (a fresh one unless given)."""
+    table, push everything within one push budget (unless given, a fresh one sized by
+    ``tick_budget``)."""
     now = time.time() if now is None else now
-    budget = budget or PushBudget()
     names = [t.name for t in config.tables]
+    budget = budget or tick_budget(len(names) + 1)
     state.tables = {name: state.tables.get(name, TableTotals()) for name in names}
     runs = 0
     for run in finished_runs(instance, state.positions, max_runs=max_runs):
@@ -159,15 +160,18 @@ def metrics_tick(
     small_file_bytes = small_file_threshold(config.maintenance)
     last = last_runs(instance, latest_runs(instance, names))
     deltas = reconciliation_deltas(instance, names)
-    results = []
-    for spec in config.tables:
-        gauges = measure(spec, catalog, small_file_bytes, now, deltas[spec.name])
-        families = list(table_families(spec.name, state.tables[spec.name], gauges))
-        # the hook-owned gauges too, so an emptied Pushgateway is whole again after one tick
-        facts = last.get(spec.name)
-        if facts is not None:
-            families += last_run_families(spec.name, facts)
-        results.append(push.push_table(url, config.pipeline, spec.name, families, budget=budget))
+    handles = shared_sources(open_table(spec, catalog) for spec in config.tables)
+    with handles as tables, push.TablePushes(url, config.pipeline, budget) as pushes:
+        for table in tables:
+            spec = table.spec
+            gauges = measure(table, small_file_bytes, now, deltas[spec.name])
+            families = list(table_families(spec.name, state.tables[spec.name], gauges))
+            # the hook-owned gauges too, so an emptied Pushgateway is whole again after one tick
+            facts = last.get(spec.name)
+            if facts is not None:
+                families += last_run_families(spec.name, facts)
+            pushes.push(spec.name, families)
+        results = pushes.results()
     results.append(
         push.push_pipeline(
             url,
@@ -191,15 +195,14 @@ def metrics_tick(
 
 
 def measure(
-    spec: TableSpec,
-    catalog: IcebergCatalog,
+    table: TableHandle,
     small_file_bytes: int | None,
     now: float,
     delta_rows: int | None,
 ) -> TableGauges:
     """What Iceberg, the hot tier and the last reconciliation (its ``delta_rows``) say about
-    ``spec`` at wall-clock ``now``, in metric units."""
-    seen = observe(open_table(spec, catalog), int(now * MICROS), small_file_bytes)
+    ``table`` at wall-clock ``now``, in metric units."""
+    seen = observe(table, int(now * MICROS), small_file_bytes)
     for error in seen.errors:
         log.warning("metrics: %s", error)
     measured = TableGauges(

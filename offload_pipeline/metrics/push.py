@@ -5,7 +5,7 @@ sensor's counters share a table's group without erasing each other. Every group 
 deployment's ``pipeline`` label, so deployments sharing a Pushgateway never touch each other's
 groups. A failed push is logged and reported as False: metrics must never fail or stall an offload.
 Pushes of one tick or run share one ``PushBudget`` (``budget.py``), so a Pushgateway that never
-answers costs seconds per cycle.
+answers costs seconds per cycle; a tick's table pushes run on a few threads (``TablePushes``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import json
 import logging
 import urllib.request
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
 from typing import Any
 
 from prometheus_client import CollectorRegistry, delete_from_gateway, pushadd_to_gateway
@@ -46,6 +48,50 @@ def push_table(
 ) -> bool:
     """Replace ``families`` in the table's group ``{job, pipeline, table}``."""
     return _push("POST", url, group_key(pipeline, table), registry_of(families), handler, budget)
+
+
+PUSH_THREADS = 4
+"""table pushes in flight at once: enough to hide a slow network's round trips, few enough not
+to crowd a Pushgateway, which applies pushes one at a time"""
+
+
+class TablePushes:
+    """The table pushes of one tick, sent on a few threads while the tick goes on measuring.
+
+    The first push runs in the caller's thread and the others only after it: a Pushgateway that
+    never answers is found by one connection, and the budget then skips the rest unopened.
+    """
+
+    def __init__(
+        self, url: str, pipeline: str, budget: PushBudget, threads: int = PUSH_THREADS
+    ) -> None:
+        self.url, self.pipeline, self.budget = url, pipeline, budget
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="metrics-push")
+        self._pushes: list[bool | Future[bool]] = []
+
+    def push(self, table: str, families: Iterable[Metric]) -> None:
+        """Queue ``push_table`` of ``families`` (the first one is sent at once)."""
+        args = (self.url, self.pipeline, table, list(families))
+        if self._pushes:
+            self._pushes.append(self._pool.submit(push_table, *args, budget=self.budget))
+        else:
+            self._pushes.append(push_table(*args, budget=self.budget))
+
+    def results(self) -> list[bool]:
+        """Whether each push succeeded, in the order queued (waits for those in flight)."""
+        self._pool.shutdown(wait=True)
+        return [p if isinstance(p, bool) else p.result() for p in self._pushes]
+
+    def __enter__(self) -> TablePushes:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=error is not None)
 
 
 def push_pipeline(

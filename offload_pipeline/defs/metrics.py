@@ -8,6 +8,7 @@ again after one tick.
 
 import json
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -160,7 +161,10 @@ def metrics_tick(
     small_file_bytes = small_file_threshold(config.maintenance)
     last = last_runs(instance, latest_runs(instance, names))
     deltas = reconciliation_deltas(instance, names)
-    handles = shared_sources(open_table(spec, catalog) for spec in config.tables)
+    # from a random table on: when the budget runs out, other tables wait for the next tick
+    start = random.randrange(len(names)) if names else 0
+    specs = config.tables[start:] + config.tables[:start]
+    handles = shared_sources(open_table(spec, catalog) for spec in specs)
     with handles as tables, push.TablePushes(url, config.pipeline, budget) as pushes:
         for table in tables:
             spec = table.spec

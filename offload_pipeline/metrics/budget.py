@@ -4,7 +4,9 @@ A Pushgateway that accepts connections but never answers would otherwise cost th
 once per table, in series. Two rules bound it: each push waits at most what is left of the budget
 (and never more than ``PUSH_TIMEOUT_SECONDS``), and once a push to a URL failed in transport
 (timeout, refused, reset) the budget's later pushes to that URL are skipped, so a dead Pushgateway
-costs one timeout per tick or run. Nothing is lost for long: every tick pushes full values again.
+costs one timeout per tick or run. A Pushgateway that answered this budget's pushes before is
+skipped only after ``FAILURES_AFTER_ANSWERS`` failures in a row: a busy one stalls a push now and
+then. Nothing is lost for long: every tick pushes full values again.
 Pushes may run on several threads: the budget counts the time at least one of them waits.
 """
 
@@ -23,6 +25,9 @@ log = logging.getLogger(__name__)
 PUSH_TIMEOUT_SECONDS = 2.0
 BUDGET_SECONDS = 10.0
 """time all pushes of one tick (or one run's hooks) may spend waiting on the Pushgateway"""
+FAILURES_AFTER_ANSWERS = 3
+"""transport failures in a row that make a URL that answered before unreachable: more than the
+pushes a tick has in flight (``push.PUSH_THREADS``), which a stall times out together"""
 SECONDS_PER_GROUP = 0.03
 """what each group adds to a tick's budget: the Pushgateway checks every push against all the
 groups it holds, so at 1,000 groups one push takes it tens of milliseconds"""
@@ -47,6 +52,8 @@ class PushBudget:
         self._waiting = 0
         self._waiting_since = 0.0
         self.unreachable: set[str] = set()
+        self._failures: dict[str, int] = {}
+        """per URL that answered: transport failures since its last answer"""
         self.attempts = 0
         """pushes started (each one connection to the Pushgateway)"""
         self.skipped = 0
@@ -76,22 +83,32 @@ class PushBudget:
 
     @contextmanager
     def spending(self, url: str) -> Iterator[None]:
-        """Charge the time of the enclosed push; a transport failure marks ``url`` unreachable."""
+        """Charge the time of the enclosed push; a transport failure marks ``url`` unreachable
+        (unless it answered before: then only the ``FAILURES_AFTER_ANSWERS``-th in a row)."""
         with self._lock:
             if not self._waiting:
                 self._waiting_since = self.clock()
             self._waiting += 1
+        answered = True
         try:
             yield
         except (TimeoutError, ConnectionError, URLError) as e:
-            if not isinstance(e, HTTPError):  # an HTTP answer proves the Pushgateway is there
-                self.unreachable.add(url)
+            # an HTTP answer proves the Pushgateway is there
+            answered = isinstance(e, HTTPError)
             raise
         finally:
             with self._lock:
                 self._waiting -= 1
                 if not self._waiting:
                     self._left -= self.clock() - self._waiting_since
+                if answered:
+                    self._failures[url] = 0
+                elif url not in self._failures:
+                    self.unreachable.add(url)
+                else:
+                    self._failures[url] += 1
+                    if self._failures[url] >= FAILURES_AFTER_ANSWERS:
+                        self.unreachable.add(url)
 
 
 def tick_budget(groups: int) -> PushBudget:

@@ -50,9 +50,10 @@ def push_table(
     return _push("POST", url, group_key(pipeline, table), registry_of(families), handler, budget)
 
 
-PUSH_THREADS = 4
-"""table pushes in flight at once: enough to hide a slow network's round trips, few enough not
-to crowd a Pushgateway, which applies pushes one at a time"""
+PUSH_THREADS = 2
+"""table pushes in flight at once: one on the wire while the Pushgateway applies another. It
+applies them one at a time, checking each against every group it holds, so more would only queue
+there and time out together"""
 
 
 class TablePushes:

@@ -5,7 +5,14 @@ from urllib.error import HTTPError, URLError
 
 import pytest
 
-from offload_pipeline.metrics.budget import PUSH_TIMEOUT_SECONDS, PushBudget
+from offload_pipeline.metrics.budget import (
+    BUDGET_SECONDS,
+    FAILURES_AFTER_ANSWERS,
+    PUSH_TIMEOUT_SECONDS,
+    TICK_BUDGET_CAP_SECONDS,
+    PushBudget,
+    tick_budget,
+)
 
 URL = "http://pushgateway.invalid:9091"
 
@@ -55,3 +62,36 @@ def test_an_http_error_answer_keeps_the_url():
     budget = PushBudget(clock=clock)
     push(budget, clock, 0.01, HTTPError(URL, 400, "bad metrics", {}, None))  # type: ignore[arg-type]
     assert push(budget, clock, 0.01) == PUSH_TIMEOUT_SECONDS
+
+
+def test_pushes_waiting_at_the_same_time_are_charged_once():
+    clock = Clock()
+    budget = PushBudget(seconds=5.0, clock=clock)
+    with budget.spending(URL):
+        with budget.spending(URL):
+            clock.now += 1.0
+            assert budget.left == pytest.approx(4.0)
+        clock.now += 1.0
+    clock.now += 10.0  # time between pushes is not charged
+    with budget.spending(URL):
+        clock.now += 1.0
+    assert budget.left == pytest.approx(2.0)
+
+
+def test_a_tick_of_many_groups_gets_more_time_but_less_than_the_sensor_timeout():
+    assert tick_budget(3).left == BUDGET_SECONDS
+    assert BUDGET_SECONDS < tick_budget(1001).left <= TICK_BUDGET_CAP_SECONDS < 60
+    assert tick_budget(100_000).left == TICK_BUDGET_CAP_SECONDS
+
+
+def test_a_pushgateway_that_answered_is_skipped_only_after_failures_in_a_row():
+    clock = Clock()
+    budget = PushBudget(seconds=60.0, clock=clock)
+    push(budget, clock, 0.01)
+    for _ in range(3):  # a stall now and then, answers in between
+        push(budget, clock, PUSH_TIMEOUT_SECONDS, TimeoutError("timed out"))
+        push(budget, clock, 0.01)
+    for _ in range(FAILURES_AFTER_ANSWERS):
+        push(budget, clock, PUSH_TIMEOUT_SECONDS, TimeoutError("timed out"))
+    assert push(budget, clock, 0.01) is None
+    assert budget.attempts == 1 + 3 * 2 + FAILURES_AFTER_ANSWERS

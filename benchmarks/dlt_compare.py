@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -71,10 +72,12 @@ class Figures:
     """Wall times of one case over the repetitions, with the load average before each."""
 
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     loads: list[float] = field(default_factory=list)
 
-    def add(self, seconds: float, load: float) -> None:
-        self.seconds.append(seconds)
+    def add(self, timing: Timing, load: float) -> None:
+        self.seconds.append(timing.wall)
+        self.cpu.append(timing.cpu)
         self.loads.append(load)
 
     @property
@@ -85,9 +88,32 @@ class Figures:
         each = ", ".join(f"{s:.2f}" for s in self.seconds)
         loads = ", ".join(f"{x:.1f}" for x in self.loads)
         return (
-            f"{name:<34} {rows / self.median:>10,.0f} rows/s  {self.median:6.2f} s "
-            f"(runs {each}; load {loads})"
+            f"{name:<34} {rows / self.median:>10,.0f} rows/s  {self.median:6.2f} s, "
+            f"CPU {statistics.median(self.cpu):.1f} s (runs {each}; load {loads})"
         )
+
+
+@dataclass(frozen=True)
+class Timing:
+    wall: float
+    cpu: float
+    """user + system seconds of every thread of the measured process"""
+
+
+class Stopwatch:
+    """Wall and CPU time of a child process (``who=RUSAGE_CHILDREN``) or of this one."""
+
+    def __init__(self, who: int = resource.RUSAGE_CHILDREN) -> None:
+        self._who = who
+        self._cpu = self._cpu_now()
+        self._wall = time.perf_counter()
+
+    def _cpu_now(self) -> float:
+        usage = resource.getrusage(self._who)
+        return usage.ru_utime + usage.ru_stime
+
+    def stop(self) -> Timing:
+        return Timing(time.perf_counter() - self._wall, self._cpu_now() - self._cpu)
 
 
 @dataclass(frozen=True)
@@ -118,7 +144,7 @@ def dlt_python(venv: Path) -> Path:
     return python
 
 
-def run_ours(config_path: Path, directory: Path) -> tuple[float, Phases]:
+def run_ours(config_path: Path, directory: Path) -> tuple[Timing, Phases]:
     """`offload-pipeline run` as a whole process in a fresh Dagster instance, fresh table."""
     home = directory / "dagster_home"
     home.mkdir()
@@ -127,10 +153,10 @@ def run_ours(config_path: Path, directory: Path) -> tuple[float, Phases]:
     env = {**os.environ, "DAGSTER_HOME": str(home), "OFFLOAD_PUSHGATEWAY_URL": ""}
     cmd = [sys.executable, "-m", "offload_pipeline.cli", "--config", str(config_path), "run"]
     started_wall = time.time()
-    started = time.perf_counter()
+    watch = Stopwatch()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
-    elapsed = time.perf_counter() - started
-    return elapsed, phases(config_path, started_wall, started_wall + elapsed)
+    timing = watch.stop()
+    return timing, phases(config_path, started_wall, started_wall + timing.wall)
 
 
 def phases(config_path: Path, started: float, ended: float) -> Phases:
@@ -142,21 +168,21 @@ def phases(config_path: Path, started: float, ended: float) -> Phases:
     return Phases(commits[0] - started, commits[-1] - commits[0], ended - commits[-1], len(commits))
 
 
-def run_dlt(python: Path, script: Path, db: Path, out: Path, chunk: int) -> float:
-    started = time.perf_counter()
+def run_dlt(python: Path, script: Path, db: Path, out: Path, chunk: int) -> Timing:
     cmd = [str(python), str(script), str(db), TABLE, str(out), str(chunk)]
+    watch = Stopwatch()
     subprocess.run(cmd, check=True, capture_output=True, cwd=out.parent)
-    return time.perf_counter() - started
+    return watch.stop()
 
 
-def run_chdb(db: Path, out: Path) -> float:
+def run_chdb(db: Path, out: Path) -> Timing:
     """ClickHouse's own SQLite reader and Iceberg writer, the same rows and types as ours
     (timestamps as µs, decimals from their text), into a `day`-partitioned local table."""
     from chdb import session
 
     cwd = Path.cwd()
     os.chdir(out.parent)  # ClickHouse writes only below its working directory
-    started = time.perf_counter()
+    watch = Stopwatch(resource.RUSAGE_SELF)
     ch = session.Session()
     try:
         ch.query("SET allow_experimental_insert_into_iceberg = 1")
@@ -178,13 +204,13 @@ def run_chdb(db: Path, out: Path) -> float:
                 {micros.format("ingestion_timestamp")}
             FROM sqlite('{db}', '{TABLE}')"""
         )
-        elapsed = time.perf_counter() - started
+        timing = watch.stop()
         (count,) = ch.query("SELECT count() FROM trades", "CSV").bytes().split()
     finally:
         ch.close()
         os.chdir(cwd)
     assert int(count) > 0
-    return elapsed
+    return timing
 
 
 def main() -> None:
@@ -217,10 +243,10 @@ def main() -> None:
             rep.mkdir()
             config_path = write_config(rep, args.batch_rows, hot_db=str(db))
             load = load1()
-            seconds, phase = run_ours(config_path, rep)
-            ours.add(seconds, load)
+            timing, phase = run_ours(config_path, rep)
+            ours.add(timing, load)
             split.append(phase)
-            line = f"  rep {i + 1}: ours {seconds:.2f} s (load {load:.1f})"
+            line = f"  rep {i + 1}: ours {timing.wall:.2f} s (load {load:.1f})"
             if python is not None:
                 out = directory / f"dlt{i}" / "out"
                 out.parent.mkdir()
@@ -237,7 +263,11 @@ def main() -> None:
         print(ours.line("offload-pipeline run (process)", n))
         if dlt.seconds:
             print(dlt.line("dlt sql_table -> Iceberg (process)", n))
-            print(f"{'ours / dlt':<34} {dlt.median / ours.median:>10.2f}x  (target >= 4)")
+            cpu = statistics.median(dlt.cpu) / statistics.median(ours.cpu)
+            print(
+                f"{'ours / dlt':<34} {dlt.median / ours.median:>10.2f}x  (target >= 4; "
+                f"CPU seconds {cpu:.2f}x)"
+            )
         if chdb.seconds:
             print(chdb.line("chdb SQLite -> Iceberg (in process)", n))
             print(f"{'ours / chdb':<34} {chdb.median / ours.median:>10.2f}x")

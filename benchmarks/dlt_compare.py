@@ -24,7 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from offload_throughput import TABLE, bulk_load, write_config  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from offload_throughput import (  # noqa: E402
+    TABLE,
+    bulk_load,
+    measure_append,
+    measure_read,
+    write_config,
+)
 
 from offload_pipeline.config import load_config  # noqa: E402
 from offload_pipeline.core.iceberg.catalog import IcebergCatalog  # noqa: E402
@@ -144,19 +151,39 @@ def dlt_python(venv: Path) -> Path:
     return python
 
 
-def run_ours(config_path: Path, directory: Path) -> tuple[Timing, Phases]:
-    """`offload-pipeline run` as a whole process in a fresh Dagster instance, fresh table."""
+def run_ours(config_path: Path, directory: Path, code: Path | None = None) -> tuple[Timing, Phases]:
+    """`offload-pipeline run` as a whole process in a fresh Dagster instance, fresh table; with
+    ``code``, the package of that source tree instead of the installed one."""
     home = directory / "dagster_home"
     home.mkdir()
     root = Path(__file__).resolve().parents[1]
     (home / "dagster.yaml").write_text((root / "dagster_home" / "dagster.yaml").read_text())
-    env = {**os.environ, "DAGSTER_HOME": str(home), "OFFLOAD_PUSHGATEWAY_URL": ""}
-    cmd = [sys.executable, "-m", "offload_pipeline.cli", "--config", str(config_path), "run"]
     started_wall = time.time()
-    watch = Stopwatch()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
-    timing = watch.stop()
+    timing = run_cli(config_path, home, code)
     return timing, phases(config_path, started_wall, started_wall + timing.wall)
+
+
+def run_cli(config_path: Path, home: Path, code: Path | None = None) -> Timing:
+    env = {**os.environ, "DAGSTER_HOME": str(home), "OFFLOAD_PUSHGATEWAY_URL": ""}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    cmd = [sys.executable, "-m", "offload_pipeline.cli", "--config", str(config_path), "run"]
+    watch = Stopwatch()
+    # from the run's own directory: `python -m` puts the working directory first on sys.path,
+    # which would shadow ``code`` with a source tree the benchmark was started from
+    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=config_path.parent)
+    return watch.stop()
+
+
+def run_raw(config_path: Path, batch_rows: int, namespace: str) -> tuple[Timing, Timing]:
+    """The floor of our write path, in this process: the SQLite source's read of everything
+    into Arrow, then pyiceberg appending it into a fresh table of the same layout."""
+    watch = Stopwatch(resource.RUSAGE_SELF)
+    _, data = measure_read(config_path, batch_rows)
+    read = watch.stop()
+    watch = Stopwatch(resource.RUSAGE_SELF)
+    measure_append(config_path, data, batch_rows, namespace)
+    return read, watch.stop()
 
 
 def phases(config_path: Path, started: float, ended: float) -> Phases:
@@ -221,9 +248,15 @@ def main() -> None:
     parser.add_argument("--dlt-chunk", type=int, default=250_000, help="dlt's sql_table chunk")
     parser.add_argument("--dlt-venv", type=Path, help="keep dlt's virtualenv here (else a temp)")
     parser.add_argument("--no-dlt", action="store_true")
+    parser.add_argument(
+        "--before", type=Path, help="also run `run` from this source tree (e.g. a checkout of main)"
+    )
     parser.add_argument("--no-chdb", action="store_true")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw read and append")
     args = parser.parse_args()
 
+    # the core switches Arrow to jemalloc; the raw read and append get the same allocator
+    pa.set_memory_pool(pa.jemalloc_memory_pool())
     with tempfile.TemporaryDirectory(prefix="offload-dlt-") as tmp:
         directory = Path(tmp)
         python = None
@@ -236,7 +269,8 @@ def main() -> None:
         bulk_load(db, args.rows)
         print(f"hot tier: {args.rows:,} rows generated in {time.perf_counter() - started:.1f} s")
 
-        ours, dlt, chdb = Figures(), Figures(), Figures()
+        ours, noop, before, dlt, chdb = (Figures() for _ in range(5))
+        reads, appends = Figures(), Figures()
         split: list[Phases] = []
         for i in range(args.repeat):
             rep = directory / f"ours{i}"
@@ -247,6 +281,16 @@ def main() -> None:
             ours.add(timing, load)
             split.append(phase)
             line = f"  rep {i + 1}: ours {timing.wall:.2f} s (load {load:.1f})"
+            load = load1()
+            noop.add(run_cli(config_path, rep / "dagster_home"), load)  # all offloaded already
+            line += f", no-op {noop.seconds[-1]:.2f} s (load {load:.1f})"
+            if args.before is not None:
+                rep = directory / f"before{i}"
+                rep.mkdir()
+                config_path = write_config(rep, args.batch_rows, hot_db=str(db))
+                load = load1()
+                before.add(run_ours(config_path, rep, args.before)[0], load)
+                line += f", before {before.seconds[-1]:.2f} s (load {load:.1f})"
             if python is not None:
                 out = directory / f"dlt{i}" / "out"
                 out.parent.mkdir()
@@ -257,10 +301,20 @@ def main() -> None:
                 load = load1()
                 chdb.add(run_chdb(db, directory / f"chdb{i}"), load)
                 line += f", chdb {chdb.seconds[-1]:.2f} s (load {load:.1f})"
+            if not args.no_raw:
+                load = load1()
+                read, append = run_raw(config_path, args.batch_rows, f"raw{i}")
+                reads.add(read, load)
+                appends.add(append, load)
+                line += f", raw read {read.wall:.2f} s + append {append.wall:.2f} s"
             print(line, flush=True)
 
         n = args.rows
         print(ours.line("offload-pipeline run (process)", n))
+        print(noop.line("  the same with nothing to offload", n).replace("rows/s", "      "))
+        if before.seconds:
+            print(before.line("the same, code of --before", n))
+            print(f"{'ours / before':<34} {before.median / ours.median:>10.2f}x")
         if dlt.seconds:
             print(dlt.line("dlt sql_table -> Iceberg (process)", n))
             cpu = statistics.median(dlt.cpu) / statistics.median(ours.cpu)
@@ -271,6 +325,14 @@ def main() -> None:
         if chdb.seconds:
             print(chdb.line("chdb SQLite -> Iceberg (in process)", n))
             print(f"{'ours / chdb':<34} {chdb.median / ours.median:>10.2f}x")
+        if reads.seconds:
+            print(reads.line("raw read, SQLite source -> Arrow", n))
+            print(appends.line("raw pyiceberg append", n))
+            floor = noop.median + max(reads.median, appends.median)
+            print(
+                f"{'floor: no-op run + max(read, append)':<34} {n / floor:>10,.0f} rows/s  "
+                f"{floor:6.2f} s; ours is {ours.median / floor:.2f}x the floor"
+            )
         med = Phases(
             statistics.median(p.to_first for p in split),
             statistics.median(p.commits for p in split),

@@ -47,6 +47,7 @@ bench: install system-deps ## throughput, memory, fixed cost, metrics and reconc
 	$(BIN)/python benchmarks/postgres_throughput.py
 	$(BIN)/python benchmarks/reconcile_cost.py
 	$(BIN)/python benchmarks/many_tables.py
+	$(BIN)/python benchmarks/dlt_compare.py
 
 demo: install system-deps ## seed the embedded hot tier, start the feed and the Dagster UI
 	$(BIN)/offload-pipeline demo

@@ -4,6 +4,7 @@ import sqlite3
 import time
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyiceberg.types import DecimalType, IntegerType, LongType, TimestamptzType
 
@@ -11,6 +12,7 @@ from offload_pipeline.core.iceberg.state import TABLE_DEFAULTS
 from offload_pipeline.core.window import MICROS
 from offload_pipeline.demo.feed import create_table
 from offload_pipeline.errors import SchemaMismatchError, SourceQueryError, SourceUnavailableError
+from tests.conftest import Project, write_config
 
 pytestmark = pytest.mark.integration
 TABLE = "bronze_trades_binance"
@@ -33,6 +35,27 @@ def test_initial_load_creates_a_partitioned_table_with_the_explicit_schema(any_p
     assert (
         iceberg.properties["commit.retry.num-retries"] == TABLE_DEFAULTS["commit.retry.num-retries"]
     )
+
+
+def test_data_files_give_up_the_dictionary_of_high_cardinality_columns(tmp_path):
+    # random prices never repeat: their dictionary is dropped for plain encoding once it passes
+    # the table's 64 KB limit, checked after each 20,000-row write batch, so the dictionary page
+    # holds at most one batch of values instead of the whole file's
+    config = write_config(tmp_path, run={"batch_rows": 200_000, "lock_dir": "locks"})
+    project = Project(dir=tmp_path, config_path=config)
+    project.seed(100_000)
+    project.offload()
+    iceberg = project.catalog().load(project.spec())
+    assert iceberg.properties["write.parquet.dict-size-bytes"] == str(64 * 1024)
+    largest = max(iceberg.scan().plan_files(), key=lambda task: task.file.record_count).file
+    assert largest.record_count >= 40_000
+    metadata = pq.ParquetFile(largest.file_path.removeprefix("file://")).metadata.row_group(0)
+    names = [metadata.column(i).path_in_schema for i in range(metadata.num_columns)]
+    price = metadata.column(names.index("price"))
+    dictionary_bytes = price.data_page_offset - price.dictionary_page_offset
+    assert dictionary_bytes <= 20_000 * 8 + 1024
+    symbol = metadata.column(names.index("symbol"))
+    assert symbol.has_dictionary_page  # four values: still dictionary-encoded
 
 
 def test_decimals_and_timestamps_arrive_exactly(project):

@@ -22,6 +22,11 @@ TABLE_DEFAULTS = {
     "commit.retry.num-retries": "0",
     "format-version": "2",
     "write.parquet.compression-codec": "zstd",
+    # a column's dictionary is given up for plain encoding once it outgrows this: high-cardinality
+    # columns (keys, timestamps, prices) stop paying for a 2 MB dictionary they then discard, which
+    # made the Parquet write 2-3x faster and its files ~35 % smaller (benchmarks/README.md);
+    # low-cardinality columns (symbols, codes) stay dictionary-encoded
+    "write.parquet.dict-size-bytes": str(64 * 1024),
 }
 TABLE_NAME = "offload.table"
 """the configured table name; set at creation, never read back"""

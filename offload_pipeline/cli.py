@@ -573,9 +573,17 @@ def demo(
     }
     exe = [sys.executable, "-m"]
     dagster_dev = [*exe, "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)]
+    # each child leads its own process group, so stopping it reaches what it started in turn
+    # (Dagster's webserver, daemon and code servers) even when it has to be killed
     children = [
-        subprocess.Popen([*exe, "offload_pipeline.cli", "generate", "--rate", str(rate)], env=env),
-        subprocess.Popen([*dagster_dev, "-h", "127.0.0.1"], env=env, cwd=project),
+        subprocess.Popen(
+            [*exe, "offload_pipeline.cli", "generate", "--rate", str(rate)],
+            env=env,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [*dagster_dev, "-h", "127.0.0.1"], env=env, cwd=project, start_new_session=True
+        ),
     ]
     click.echo(f"Dagster UI:   http://127.0.0.1:{port}  (schedule and metrics sensors on)")
     for service in services:
@@ -608,14 +616,22 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> None:
     while not stop.is_set() and all(c.poll() is None for c in children):
         stop.wait(0.5)
     for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGINT)
+        _signal_group(child, signal.SIGINT)  # what Ctrl-C in a terminal sends the group
     deadline = time.monotonic() + 20
     for child in children:
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
+            pass
+        _signal_group(child, signal.SIGKILL)  # whatever of the group outlived the stop
+        child.wait()
+
+
+def _signal_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(child.pid, sig)
+    except ProcessLookupError:  # the group is gone already
+        pass
 
 
 def _sqlite_path(spec: TableSpec) -> Path:

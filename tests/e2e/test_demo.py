@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,17 @@ def test_demo_starts_feed_monitoring_and_dagster_then_stops_cleanly(project, tmp
     for service_port in (pg, prom, am):
         assert f"http://127.0.0.1:{service_port}" in out
     assert not any(_ready(u) for u in urls)
+    # nothing the demo started outlives it (Dagster's webserver, daemon and code servers included)
+    assert _processes_with_env(f"OFFLOAD_PUSHGATEWAY_URL=http://127.0.0.1:{pg}") == []
+
+
+def _processes_with_env(entry: str) -> list[str]:
+    """Command lines of the live processes whose environment holds ``entry``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if entry.encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ValueError):  # not a process, or gone, or not ours
+            continue
+    return found

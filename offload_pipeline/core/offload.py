@@ -128,7 +128,9 @@ def offload(
                 failpoint("append.during")
                 pending.append(chunk)
                 failpoint("append.after")
-                watermark = Watermark(last_cursor(chunk, spec.cursor), run_id)
+                watermark = Watermark(
+                    last_cursor(chunk, spec.cursor), run_id, committed_at_ms=int(time.time() * 1000)
+                )
                 size = len(chunk)
                 chunk = None  # written: let it go before the next one arrives
                 following = next(chunked, None)

@@ -82,13 +82,12 @@ def observe(table: TableHandle, now_us: int, small_file_bytes: int | None = None
         iceberg = table.catalog.load(spec)
         if iceberg is not None:
             snapshots = iceberg.snapshots()
+            state = decode_state(iceberg.properties)
             values |= {
-                "state": decode_state(iceberg.properties),
+                "state": state,
                 "snapshot": iceberg.current_snapshot(),
                 "snapshots": len(snapshots),
-                "watermark_advanced_ms": max(
-                    (s.timestamp_ms for s in snapshots if _is_offload(s)), default=None
-                ),
+                "watermark_advanced_ms": _watermark_advanced_ms(state, snapshots),
             }
             if small_file_bytes is not None:
                 values["small_file_ratio"] = _small_file_ratio(iceberg, small_file_bytes)
@@ -129,6 +128,14 @@ def _small_file_ratio(iceberg: Table, threshold: int) -> float:
     if summary is not None and int(summary.additional_properties.get("total-data-files", 2)) < 2:
         return 0.0
     return small_file_ratio(live_data_files(iceberg), threshold)
+
+
+def _watermark_advanced_ms(state: CommittedState, snapshots: list[Snapshot]) -> int | None:
+    """When the watermark last moved: kept with it, or, on tables last written before that was
+    kept, the newest offload snapshot that expiry has not removed yet."""
+    if state.watermark is not None and state.watermark.committed_at_ms is not None:
+        return state.watermark.committed_at_ms
+    return max((s.timestamp_ms for s in snapshots if _is_offload(s)), default=None)
 
 
 def _is_offload(snapshot: Snapshot) -> bool:

@@ -34,6 +34,9 @@ class Watermark:
 
     cursor: CursorValue
     run_id: str = ""
+    committed_at_ms: int | None = None
+    """wall-clock time of the commit that set it; kept in the table's properties because snapshot
+    expiry may remove that commit's snapshot (None on tables last written before it was kept)"""
 
 
 @dataclass(frozen=True)

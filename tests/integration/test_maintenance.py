@@ -11,12 +11,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from offload_pipeline.core.iceberg.state import MAINTENANCE_TS
+from offload_pipeline.core.handle import open_table
+from offload_pipeline.core.iceberg.state import MAINTENANCE_TS, is_offload_commit
 from offload_pipeline.core.maintenance import (
     compact_and_expire,
     live_data_files,
     referenced_files,
 )
+from offload_pipeline.core.status import observe
 from offload_pipeline.definitions import build_definitions
 from offload_pipeline.defs.jobs import MAINTENANCE_JOB
 from offload_pipeline.defs.maintenance import op_name
@@ -117,6 +119,25 @@ def test_compaction_and_expiry_keep_every_row_and_the_watermark(project):
     assert project.offload().rows == 500
     check = project.reconcile()
     assert check.ok and check.iceberg_rows == 3_500
+
+
+def test_when_the_watermark_advanced_outlives_the_expiry_of_its_snapshot(project):
+    """Expiry keeping only a compaction snapshot leaves no offload snapshot behind; the time the
+    watermark last moved (``offload_watermark_advanced_timestamp_seconds``) stays known."""
+    configure(project)
+    project.seed(1_000, span_seconds=DAY // 2)
+    started_ms = time.time() * 1000
+    assert project.offload().commits == 10
+    handle = open_table(project.spec(), project.catalog())
+    advanced = observe(handle, now_us=int(time.time() * 1e6)).watermark_advanced_ms
+    assert advanced is not None and started_ms <= advanced <= time.time() * 1000
+
+    configure(project, snapshot_retention_days=0, min_snapshots_to_keep=1)
+    result = project.maintain()
+    assert result.files_compacted > 0 and result.snapshots_after == 1
+    (kept,) = project.catalog().load(project.spec()).snapshots()
+    assert not is_offload_commit(kept.summary.additional_properties)  # the compaction
+    assert observe(handle, now_us=int(time.time() * 1e6)).watermark_advanced_ms == advanced
 
 
 def test_orphan_files_of_a_killed_attempt_are_removed_and_referenced_files_stay(project):

@@ -18,7 +18,9 @@ from offload_pipeline.core.iceberg.state import (
 from offload_pipeline.core.window import CursorValue, Watermark
 
 FULL = CommittedState(
-    watermark=Watermark(CursorValue(1_795_763_748_901_451, 42), run_id="run-7"),
+    watermark=Watermark(
+        CursorValue(1_795_763_748_901_451, 42), run_id="run-7", committed_at_ms=1_795_763_750_002
+    ),
     rows_total=1_000_000,
     late_rows_total=37,
     lookback=LookbackCount(

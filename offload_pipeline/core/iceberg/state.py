@@ -38,6 +38,8 @@ WATERMARK_ISO = "offload.watermark.iso"
 """the watermark's event time, readable (written, never read back)"""
 WATERMARK_RUN_ID = "offload.watermark.run-id"
 """run id of the commit that set the watermark; "" when absent"""
+WATERMARK_COMMITTED_AT = "offload.watermark.committed-at-ms"
+"""epoch milliseconds of the commit that set the watermark"""
 
 # cumulative counters: absent means 0
 COUNTER_DEFAULT = "0"
@@ -65,6 +67,7 @@ OFFLOAD_COMMIT = (
     WATERMARK_SEQ,
     WATERMARK_ISO,
     WATERMARK_RUN_ID,
+    WATERMARK_COMMITTED_AT,
     ROWS_TOTAL,
     LATE_ROWS_TOTAL,
     LOOKBACK_LO_TS,
@@ -130,6 +133,11 @@ def decode_state(properties: Mapping[str, str]) -> CommittedState:
         watermark = Watermark(
             cursor=CursorValue(int(properties[WATERMARK_TS]), int(properties[WATERMARK_SEQ])),
             run_id=properties.get(WATERMARK_RUN_ID, ""),
+            committed_at_ms=(
+                int(properties[WATERMARK_COMMITTED_AT])
+                if WATERMARK_COMMITTED_AT in properties
+                else None
+            ),
         )
     lookback = None
     if LOOKBACK_COUNT in properties:
@@ -169,6 +177,8 @@ def encode_state(state: CommittedState, keys: Collection[str] = ALL_KEYS) -> dic
             WATERMARK_ISO: iso(state.watermark.cursor.ts) or "",
             WATERMARK_RUN_ID: state.watermark.run_id,
         }
+        if state.watermark.committed_at_ms is not None:
+            properties[WATERMARK_COMMITTED_AT] = str(state.watermark.committed_at_ms)
     if state.lookback is not None:
         properties |= {
             LOOKBACK_LO_TS: str(state.lookback.lo_ts),

@@ -27,7 +27,7 @@ from offload_pipeline.defs.jobs import (
 )
 from offload_pipeline.defs.metadata import Metadata, MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
-from offload_pipeline.defs.steps import pool_name, retry_policy, step_failure
+from offload_pipeline.defs.steps import pool_name, retry_policy, signed, step_failure
 from offload_pipeline.errors import OffloadError
 
 # the same story as the lag alerts (IcebergOffloadLagElevated > 20 min, LagCritical > 30 min)
@@ -68,6 +68,7 @@ def build_table_asset(spec: TableSpec, run: RunSpec, first_day: str) -> dg.Asset
         metadata=_table_metadata(spec),
         retry_policy=retry_policy(run),
     )
+    @signed
     def _offload(
         context: dg.AssetExecutionContext, offload: OffloadResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
@@ -117,6 +118,7 @@ def build_days_asset(
         metadata=_table_metadata(spec),
         retry_policy=retry_policy(run),
     )
+    @signed
     def _days(
         context: dg.AssetExecutionContext, config: BackfillConfig, offload: OffloadResource
     ) -> dg.MaterializeResult:

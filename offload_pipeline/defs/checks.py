@@ -33,6 +33,12 @@ def reconciliation_spec(spec: TableSpec) -> dg.AssetCheckSpec:
     )
 
 
+def check_output(table: str) -> str:
+    """The output the reconciliation of ``table`` yields in its asset's step, next to the
+    asset's own (Dagster names a check's output ``AssetCheckSpec.get_python_identifier``)."""
+    return f"{table}_{RECONCILIATION_CHECK}"
+
+
 def reconcile(offload: OffloadResource, spec: TableSpec) -> dg.AssetCheckResult:
     """The hot tier against Iceberg over closed windows (see ``core.reconcile``).
 

@@ -220,6 +220,36 @@ def test_config_errors_are_not_retried_but_transient_errors_are(project, tmp_pat
     assert retries == [0, 2]  # retries, newest run first
 
 
+def test_the_hook_runs_once_after_the_last_failed_attempt(project, tmp_path):
+    """One hook for success and failure: a table failing on every retry gets one completed hook,
+    after its last attempt (its push is the failure the alerts count), and one skipped hook per
+    attempt the retry policy repeated."""
+    from tests.conftest import write_config
+
+    write_config(
+        tmp_path, run={"lock_dir": "locks", "retry": {"max_retries": 2, "delay_seconds": 0}}
+    )
+    config = load_config(project.config_path)
+    with dg.DagsterInstance.get() as instance:
+        (outcome,) = run_cycle(build_definitions(config), config, instance, [DEMO_TABLES[0]])
+        (run,) = instance.get_runs(limit=1)
+        hooks = Counter(
+            e.dagster_event_type
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event_type
+            in (
+                dg.DagsterEventType.HOOK_COMPLETED,
+                dg.DagsterEventType.HOOK_SKIPPED,
+                dg.DagsterEventType.HOOK_ERRORED,
+            )
+        )
+    assert outcome.error_type == "source_unavailable"
+    assert hooks == {
+        dg.DagsterEventType.HOOK_COMPLETED: 1,
+        dg.DagsterEventType.HOOK_SKIPPED: 2,
+    }
+
+
 def test_the_pool_serializes_two_runs_of_one_table(project):
     """A second in-process run of a table waits for the first's pool slot: its step starts only
     after the first's ends (the file lock alone would let it start and wait inside the step).

@@ -11,7 +11,6 @@ import dagster as dg
 
 from offload_pipeline.config import Config, load_config
 from offload_pipeline.defs.assets import build_days_asset, build_table_asset
-from offload_pipeline.defs.checks import build_reconciliation_check
 from offload_pipeline.defs.executor import build_executor
 from offload_pipeline.defs.jobs import build_bronze_job, build_maintenance_job, build_partitions
 from offload_pipeline.defs.resources import OffloadResource
@@ -20,8 +19,8 @@ from offload_pipeline.defs.sensors import offload_metrics_sensor, offload_run_fa
 
 
 def build_definitions(config: Config) -> dg.Definitions:
-    """Definitions for ``config``: per table its offload asset, its days asset and a
-    reconciliation check; the offload and maintenance jobs, their schedules, the sensors, and the
+    """Definitions for ``config``: per table its offload asset (with its reconciliation check)
+    and its days asset; the offload and maintenance jobs, their schedules, the sensors, and the
     configured executor."""
     partitions = build_partitions(config)
     return dg.Definitions(
@@ -32,7 +31,6 @@ def build_definitions(config: Config) -> dg.Definitions:
             ),
             *(build_days_asset(spec, config.run, partitions) for spec in config.tables),
         ],
-        asset_checks=[build_reconciliation_check(spec) for spec in config.tables],
         jobs=[build_bronze_job(config.run), build_maintenance_job(config)],
         schedules=[
             build_bronze_schedule(config.schedule_cron, config.schedule_enabled),

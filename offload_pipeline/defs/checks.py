@@ -1,7 +1,4 @@
-"""The reconciliation asset check of each bronze table.
-
-No ``from __future__ import annotations`` here: Dagster inspects the resource annotation at runtime.
-"""
+"""The reconciliation asset check of each bronze table, evaluated in its offload asset's step."""
 
 import dagster as dg
 
@@ -9,23 +6,24 @@ from offload_pipeline.config import TableSpec
 from offload_pipeline.core.reconcile import ClosedWindowCheck
 from offload_pipeline.defs.metadata import Metadata, MetadataKey
 from offload_pipeline.defs.resources import OffloadResource
-from offload_pipeline.errors import NullCursorError, OffloadError
+from offload_pipeline.errors import NullCursorError, OffloadError, classify, first_line
 
 RECONCILIATION_CHECK = "reconciliation"
 
 
-def build_reconciliation_check(spec: TableSpec) -> dg.AssetChecksDefinition:
-    """After each run: the hot tier against Iceberg over closed windows (see ``core.reconcile``).
+def reconciliation_spec(spec: TableSpec) -> dg.AssetCheckSpec:
+    """The reconciliation check of ``spec``'s offload asset, evaluated by the asset's own step
+    right after its commit (``reconcile``).
 
-    WARN for late rows (a backfill repairs them), ERROR for duplicates or rows lost, and for
-    hot-tier rows with a NULL cursor column (no window holds them). Not blocking: it runs after
-    the offload's commit and no asset is downstream, so blocking would stop nothing and would fail
-    a run whose rows are committed, counted as an offload failure the alerts page on.
+    In the asset's step, not a step of its own: a step per table and check costs a pool-free
+    step's bookkeeping and four event-log writes per table per cycle, and one check step over
+    all tables would not run at all once any table's offload failed. Not blocking: no asset is
+    downstream, so blocking would stop nothing and would fail a run whose rows are committed,
+    counted as an offload failure the alerts page on.
     """
-
-    @dg.asset_check(
+    return dg.AssetCheckSpec(
+        RECONCILIATION_CHECK,
         asset=spec.name,
-        name=RECONCILIATION_CHECK,
         blocking=False,
         description=(
             "Hot tier vs Iceberg over closed windows: per-day counts and the keys of the most "
@@ -33,29 +31,53 @@ def build_reconciliation_check(spec: TableSpec) -> dg.AssetChecksDefinition:
             "rows with a NULL cursor column."
         ),
     )
-    def _check(offload: OffloadResource) -> dg.AssetCheckResult:
-        try:
-            check = offload.check(spec)
-        except OffloadError as e:
-            # unable to compare is not a mismatch; the offload's own failure reports the cause
-            return dg.AssetCheckResult(
-                passed=False,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=f"could not reconcile: {e}",
-                metadata={MetadataKey.ERROR_TYPE: e.error_type},
-            )
-        return dg.AssetCheckResult(
-            passed=check.severity == "ok",
-            severity=(
-                dg.AssetCheckSeverity.ERROR
-                if check.severity == "error"
-                else dg.AssetCheckSeverity.WARN
-            ),
-            description=check_description(check),
-            metadata=check_metadata(check),
-        )
 
-    return _check
+
+def check_output(table: str) -> str:
+    """The output the reconciliation of ``table`` yields in its asset's step, next to the
+    asset's own (Dagster names a check's output ``AssetCheckSpec.get_python_identifier``)."""
+    return f"{table}_{RECONCILIATION_CHECK}"
+
+
+def reconcile(offload: OffloadResource, spec: TableSpec) -> dg.AssetCheckResult:
+    """The hot tier against Iceberg over closed windows (see ``core.reconcile``).
+
+    WARN for late rows (a backfill repairs them), ERROR for duplicates or rows lost, and for
+    hot-tier rows with a NULL cursor column (no window holds them).
+    """
+    try:
+        check = offload.check(spec)
+    except OffloadError as e:
+        # unable to compare is not a mismatch; the offload's own failure reports the cause
+        return dg.AssetCheckResult(
+            asset_key=spec.name,
+            check_name=RECONCILIATION_CHECK,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"could not reconcile: {e}",
+            metadata={MetadataKey.ERROR_TYPE: e.error_type},
+        )
+    return dg.AssetCheckResult(
+        asset_key=spec.name,
+        check_name=RECONCILIATION_CHECK,
+        passed=check.severity == "ok",
+        severity=(
+            dg.AssetCheckSeverity.ERROR if check.severity == "error" else dg.AssetCheckSeverity.WARN
+        ),
+        description=check_description(check),
+        metadata=check_metadata(check),
+    )
+
+
+def check_crashed(error: Exception, table: str) -> dg.Failure:
+    """The step failure of a check that crashed after the offload committed: the table fails in
+    its run (and the run fails), the check records no evaluation (its last delta stands), and no
+    retry repeats an offload that succeeded."""
+    return dg.Failure(
+        description=f"rows committed, but the reconciliation check failed: {first_line(error)}",
+        metadata={MetadataKey.ERROR_TYPE: classify(error), MetadataKey.TABLE: table},
+        allow_retries=False,
+    )
 
 
 def check_description(check: ClosedWindowCheck) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from offload_pipeline.config import Config
 from offload_pipeline.core.window import from_micros, iso
-from offload_pipeline.defs.checks import RECONCILIATION_CHECK
+from offload_pipeline.defs.checks import RECONCILIATION_CHECK, check_output
 from offload_pipeline.defs.eventlog import RUN_FAILURE, error_type_of
 from offload_pipeline.defs.jobs import (
     BACKFILL,
@@ -271,7 +271,8 @@ def _outcomes(
         if name is None:
             continue
         if event.event_type == dg.DagsterEventType.STEP_OUTPUT:
-            metadata[name] = {k: v.value for k, v in event.step_output_data.metadata.items()}
+            if event.step_output_data.step_output_handle.output_name != check_output(name):
+                metadata[name] = {k: v.value for k, v in event.step_output_data.metadata.items()}
         elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
             outcomes[name] = TableOutcome(name, success=True, metadata=metadata.get(name, {}))
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -132,6 +133,69 @@ def test_materialize_all_tables_records_plottable_metadata(project):
     assert all(project.reconcile(t).ok for t in DEMO_TABLES)
 
 
+def test_a_cycle_is_one_step_and_nine_events_per_table_with_its_check_on_the_asset(project):
+    """Per table one step writes the offload, its hook's push and its reconciliation: no check
+    step of its own, no skipped hook and no log line, only what the UI shows per asset."""
+    for table in DEMO_TABLES:
+        project.seed(100, table=table)
+    config = project.config
+    defs = build_definitions(config)
+    with dg.DagsterInstance.get() as instance:
+        run_cycle(defs, config, instance, [])  # the first also reports the days it wrote
+        outcomes = run_cycle(defs, config, instance, [])
+        # the offload's metadata, not the check's output next to it in the step
+        assert [(o.success, o.metadata["rows"]) for o in outcomes] == [(True, 0)] * 3
+        (run, _) = instance.get_runs(limit=2)
+        logs = instance.all_logs(run.run_id)
+        steps = {s.step_key for s in instance.get_run_step_stats(run.run_id)}
+        checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey(t), "reconciliation") for t in DEMO_TABLES]
+        )
+    assert steps == set(DEMO_TABLES)
+    per_table = Counter(e.dagster_event_type for e in logs if e.step_key in DEMO_TABLES)
+    assert per_table == {
+        dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED: 3,  # written when the run is created
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED: 3,
+        dg.DagsterEventType.STEP_START: 3,
+        dg.DagsterEventType.STEP_OUTPUT: 6,  # the asset's and the check's
+        dg.DagsterEventType.ASSET_MATERIALIZATION: 3,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION: 3,
+        dg.DagsterEventType.HOOK_COMPLETED: 3,
+        dg.DagsterEventType.STEP_SUCCESS: 3,
+    }
+    assert sum(per_table.values()) == 9 * len(DEMO_TABLES)
+    assert not [e for e in logs if e.dagster_event is None]  # no per-table log line
+    assert len(logs) - sum(per_table.values()) <= 8  # and a few events of the run itself
+    for key, record in checks.items():
+        assert record.run_id == run.run_id, key
+        assert record.event.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        assert record.event.dagster_event.event_specific_data.passed, key
+
+
+def test_a_table_that_fails_leaves_the_other_tables_checked_in_the_same_run(project):
+    """Each table's check runs in its own step: one failing offload stops no other check."""
+    failing, *healthy = DEMO_TABLES
+    for table in healthy:
+        project.seed(100, table=table)
+    config = project.config
+    with dg.DagsterInstance.get() as instance:
+        outcomes = run_cycle(build_definitions(config), config, instance, [])
+        (run,) = instance.get_runs(limit=1)
+        checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey(t), "reconciliation") for t in DEMO_TABLES]
+        )
+    assert [o.success for o in outcomes] == [False, True, True]
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    planned_only = checks[dg.AssetCheckKey(dg.AssetKey(failing), "reconciliation")]
+    assert planned_only.event.dagster_event_type == (
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    )
+    for table in healthy:
+        record = checks[dg.AssetCheckKey(dg.AssetKey(table), "reconciliation")]
+        assert record.run_id == run.run_id
+        assert record.event.dagster_event.event_specific_data.passed
+
+
 def test_config_errors_are_not_retried_but_transient_errors_are(project, tmp_path):
     from tests.conftest import write_config
 
@@ -154,6 +218,36 @@ def test_config_errors_are_not_retried_but_transient_errors_are(project, tmp_pat
     assert (unavailable.error_type, missing.error_type) == ("source_unavailable", "source_query")
     assert "not found" in missing.message
     assert retries == [0, 2]  # retries, newest run first
+
+
+def test_the_hook_runs_once_after_the_last_failed_attempt(project, tmp_path):
+    """One hook for success and failure: a table failing on every retry gets one completed hook,
+    after its last attempt (its push is the failure the alerts count), and one skipped hook per
+    attempt the retry policy repeated."""
+    from tests.conftest import write_config
+
+    write_config(
+        tmp_path, run={"lock_dir": "locks", "retry": {"max_retries": 2, "delay_seconds": 0}}
+    )
+    config = load_config(project.config_path)
+    with dg.DagsterInstance.get() as instance:
+        (outcome,) = run_cycle(build_definitions(config), config, instance, [DEMO_TABLES[0]])
+        (run,) = instance.get_runs(limit=1)
+        hooks = Counter(
+            e.dagster_event_type
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event_type
+            in (
+                dg.DagsterEventType.HOOK_COMPLETED,
+                dg.DagsterEventType.HOOK_SKIPPED,
+                dg.DagsterEventType.HOOK_ERRORED,
+            )
+        )
+    assert outcome.error_type == "source_unavailable"
+    assert hooks == {
+        dg.DagsterEventType.HOOK_COMPLETED: 1,
+        dg.DagsterEventType.HOOK_SKIPPED: 2,
+    }
 
 
 def test_the_pool_serializes_two_runs_of_one_table(project):

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from offload_pipeline.core.reconcile import check_closed_windows
-from offload_pipeline.defs.checks import build_reconciliation_check
+from offload_pipeline.defs.checks import reconcile
 from offload_pipeline.defs.resources import OffloadResource
 from offload_pipeline.errors import NullCursorError, classify
 from tests.hot_tiers import DEMO_TABLES
@@ -64,8 +64,7 @@ def test_the_reconciliation_check_reports_an_error_with_the_count(project):
     project.seed(40)
     project.offload()
     project.hot.add_null_cursor_row(TABLE, "exchange_timestamp")
-    check = build_reconciliation_check(project.spec())
-    result = check(offload=OffloadResource(config_path=str(project.config_path)))
+    result = reconcile(OffloadResource(config_path=str(project.config_path)), project.spec())
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert result.metadata["null_cursor_rows"].value == 1
     assert "NULL cursor column" in result.description

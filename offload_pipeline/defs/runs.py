@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from offload_pipeline.config import Config
 from offload_pipeline.core.window import from_micros, iso
-from offload_pipeline.defs.checks import RECONCILIATION_CHECK, check_output
+from offload_pipeline.defs.checks import check_output
 from offload_pipeline.defs.eventlog import RUN_FAILURE, error_type_of
 from offload_pipeline.defs.jobs import (
     BACKFILL,
@@ -256,17 +256,13 @@ def _execute(
 def _outcomes(
     events: Sequence[dg.DagsterEvent], names: Sequence[str], step_key: Callable[[str], str]
 ) -> list[TableOutcome]:
-    """The step's output metadata on success, the reported error type on failure,
-    ``run_failure`` for a step that never finished; a table whose reconciliation check step
-    failed (the run is then failed in Dagster too) is failed as well."""
+    """The step's output metadata on success, the reported error type on failure (a crashing
+    reconciliation check fails its asset's step), ``run_failure`` for a step that never
+    finished."""
     by_step = {step_key(name): name for name in names}
-    checks = {_check_step(name): name for name in names}
     outcomes = {name: TableOutcome(name, success=False, error_type=RUN_FAILURE) for name in names}
     metadata: dict[str, dict[str, Any]] = {}
-    crashed_checks: dict[str, dg.DagsterEvent] = {}
     for event in events:
-        if event.step_key in checks and event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            crashed_checks[checks[event.step_key]] = event
         name = by_step.get(event.step_key or "")
         if name is None:
             continue
@@ -277,21 +273,7 @@ def _outcomes(
             outcomes[name] = TableOutcome(name, success=True, metadata=metadata.get(name, {}))
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             outcomes[name] = _failed(name, event)
-    for name, event in crashed_checks.items():
-        if outcomes[name].success:
-            outcomes[name] = TableOutcome(
-                name,
-                success=False,
-                metadata=outcomes[name].metadata,
-                error_type=error_type_of(event),
-                message=f"rows committed, but the reconciliation check failed: {_cause(event)}",
-            )
     return [outcomes[name] for name in names]
-
-
-def _check_step(table: str) -> str:
-    """The step of a bronze asset's reconciliation check (Dagster names it asset_check)."""
-    return f"{table}_{RECONCILIATION_CHECK}"
 
 
 def _asset_step(table: str) -> str:

@@ -562,17 +562,20 @@ def test_watermark_advanced_is_the_time_of_the_last_offload_commit(project, push
     )
 
 
-def test_a_running_cycle_shows_its_start_until_it_ends(project, pushgateway, monkeypatch):
+def test_a_running_cycle_shows_its_start_until_it_ends(project, pushgateway, monkeypatch, tmp_path):
     import threading
 
     project.seed(300, table=BINANCE)
-    monkeypatch.setenv("OFFLOAD_FAILPOINT", "plan~4000")  # the step holds 4 s after planning
+    # the step waits after planning until the test arrives at the same rendezvous
+    meet = tmp_path / "meet"
+    monkeypatch.setenv("OFFLOAD_FAILPOINT_DIR", str(meet))
+    monkeypatch.setenv("OFFLOAD_FAILPOINT", "plan^2")
     before = time.time()
     worker = threading.Thread(target=cycle, args=(project, [BINANCE]))
     worker.start()
     try:
         name = "offload_cycle_running_since_timestamp_seconds"
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 60
         while not value(pushgateway, name):
             assert time.monotonic() < deadline, "the runner pushed no start"
             time.sleep(0.05)
@@ -583,7 +586,18 @@ def test_a_running_cycle_shows_its_start_until_it_ends(project, pushgateway, mon
         assert worker.is_alive()
         assert before <= value(pushgateway, name) <= time.time()
     finally:
-        worker.join(60)
+        meet.mkdir(parents=True, exist_ok=True)
+        (meet / "plan.test").touch()
+        worker.join(120)
+    assert not worker.is_alive(), "the cycle hangs:\n" + _stack(worker)
     assert value(pushgateway, name) == 0  # the runner clears it when the cycle ends
     tick(project)
     assert value(pushgateway, name) == 0
+
+
+def _stack(thread) -> str:
+    import sys
+    import traceback
+
+    frame = sys._current_frames().get(thread.ident)
+    return "".join(traceback.format_stack(frame)) if frame else "(gone)"

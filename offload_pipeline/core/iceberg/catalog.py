@@ -37,6 +37,10 @@ from offload_pipeline.errors import (
     scrub,
 )
 
+CREATION_GRACE_SECONDS = 5.0
+"""how long a table whose location holds metadata but whose catalog entry is missing is given to
+get its entry (a creator in progress) before it counts as lost"""
+
 
 @dataclass(frozen=True)
 class Registration:
@@ -131,8 +135,11 @@ class IcebergCatalog:
         stranded = self._stranded(spec)
         if stranded is None:
             return None
-        # a process creating the table writes its metadata before the catalog entry
-        table = self._load(spec)
+        # a process creating the table writes its metadata before the catalog entry, and under
+        # load the entry can take seconds to follow: only an entry still missing then is lost
+        deadline = time.monotonic() + CREATION_GRACE_SECONDS
+        while (table := self._load(spec)) is None and time.monotonic() < deadline:
+            time.sleep(0.25)
         if table is not None:
             return table
         location, files = stranded
